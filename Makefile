@@ -1,0 +1,51 @@
+# roadbike: `make plan` plans the dev stack offline; `make test` runs lint and the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+TOOLS := .tools
+SARIF_SCHEMA := $(TOOLS)/sarif-schema-2.1.0.json
+JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
+
+.PHONY: venv plan plan-all test lint format bench tools clean
+
+$(BIN)/roadbike: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/roadbike
+
+plan: venv
+	$(BIN)/roadbike plan --stack $(STACK)
+
+plan-all: venv
+	for stack in dev staging prod; do $(BIN)/roadbike plan --stack $$stack || exit $$?; done
+
+# Reference files the tests validate against, fetched from the npm registry (not vendored).
+$(SARIF_SCHEMA):
+	mkdir -p $(TOOLS)/npm
+	cd $(TOOLS)/npm && npm pack --silent $(JEST_SARIF) >/dev/null
+	tar -xzf $(TOOLS)/npm/microsoft-jest-sarif-*.tgz -C $(TOOLS)/npm package/lib/schemas/sarif-2.1.0-rtm.5.json
+	cp $(TOOLS)/npm/package/lib/schemas/sarif-2.1.0-rtm.5.json $@
+
+tools: $(SARIF_SCHEMA)
+
+lint: venv
+	$(BIN)/ruff check components policies roadbike tests bench __main__.py
+	$(BIN)/ruff format --check components policies roadbike tests bench __main__.py
+	$(BIN)/mypy components policies roadbike __main__.py
+
+format: venv
+	$(BIN)/ruff format components policies roadbike tests bench __main__.py
+	$(BIN)/ruff check --fix components policies roadbike tests bench __main__.py
+
+test: venv tools lint
+	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) $(BIN)/pytest
+
+bench: venv
+	$(BIN)/python bench/plan_bench.py
+
+clean:
+	rm -rf out $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,346 @@
+"""The typed stack config: the one place that reads `roadbike:*` values.
+
+Everything else receives a `StackConfig`. Unknown keys, wrong types and unsafe-by-construction values are
+refused here with one line per problem that names the stack file and the key path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT = "roadbike"
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# https://semver.org/#is-there-a-suggested-regular-expression-regex-to-check-a-semver-string
+SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+# time.ParseDuration: a sequence of decimal numbers with a unit, e.g. "300ms", "1.5h", "2h45m".
+GO_DURATION = re.compile(r"^(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
+GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+GITHUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_])?$")
+GO_VERSION = re.compile(r"^1\.\d+(?:\.\d+)?$")
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:\d{1,5})?$"
+)
+CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,\-LW#]+$")
+SUPPORTED_PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+def go_duration_seconds(value: str) -> float:
+    """Seconds in a Go duration string already checked against GO_DURATION."""
+    return sum(float(num) * GO_UNIT_SECONDS[unit] for num, unit in GO_DURATION_PART.findall(value))
+
+
+def check_go_duration(value: str) -> str:
+    if not isinstance(value, str) or not GO_DURATION.match(value):
+        raise ValueError(f"{value!r} is not a Go duration (e.g. 60s, 1m30s, 100ms)")
+    return value
+
+
+def check_dns_label(value: str) -> str:
+    if len(value) > 63 or not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label (lower case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters)"
+        )
+    return value
+
+
+def check_chaos_schedule(value: str) -> str:
+    """Chaos Mesh accepts a 5-field cron (6 with seconds), a @descriptor or `@every <Go duration>`."""
+    if value.startswith("@every "):
+        check_go_duration(value.removeprefix("@every ").strip())
+        return value
+    if value in {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}:
+        return value
+    fields = value.split()
+    if len(fields) not in (5, 6) or not all(CRON_FIELD.match(f) for f in fields):
+        raise ValueError(f"{value!r} is not a cron schedule (5 or 6 fields) nor '@every <duration>'")
+    return value
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=False)
+
+
+class GitHubConfig(Model):
+    owner: str
+    webhook_url: str | None = Field(default=None, alias="webhookUrl")
+    prod_reviewers: list[int] = Field(default_factory=list, alias="prodReviewers", max_length=6)
+
+    _owner = field_validator("owner")(lambda v: _check_github_name(v))
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError(f"{value!r} must be an https:// URL")
+        return value
+
+
+def _check_github_name(value: str) -> str:
+    if not GITHUB_NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid GitHub name")
+    return value
+
+
+class RegistryConfig(Model):
+    mode: Literal["managed", "external"] = "managed"
+    host: str | None = None
+    scheme: Literal["https", "http"] = "https"
+    username: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        if value is not None and not HOSTNAME.match(value):
+            raise ValueError(f"{value!r} is not a host name (lower case, optional :port, no scheme)")
+        return value
+
+    @model_validator(mode="after")
+    def _external_needs_host(self) -> RegistryConfig:
+        if self.mode == "external" and not self.host:
+            raise ValueError("host is required when mode is external")
+        return self
+
+
+class KubernetesConfig(Model):
+    namespace: str
+    pod_security: Literal["restricted", "baseline", "privileged"] = Field(
+        default="restricted", alias="podSecurity"
+    )
+
+    _namespace = field_validator("namespace")(lambda v: check_dns_label(v))
+
+
+class SigningConfig(Model):
+    mode: Literal["keypair", "keyless", "none"] = "keypair"
+
+
+class Sli(Model):
+    type: Literal["ratio", "latency"]
+    errors: str | None = None
+    total: str | None = None
+    histogram: str | None = None
+    threshold_seconds: float | None = Field(default=None, alias="thresholdSeconds", gt=0)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> Sli:
+        needed = ("errors", "total") if self.type == "ratio" else ("histogram", "threshold_seconds")
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            aliases = {"threshold_seconds": "thresholdSeconds"}
+            names = ", ".join(aliases.get(m, m) for m in missing)
+            raise ValueError(f"a {self.type} SLI needs {names}")
+        return self
+
+
+class Slo(Model):
+    name: str
+    objective: float = Field(gt=0, lt=100, description="percent over the 30d window")
+    sli: Sli
+
+    _name = field_validator("name")(lambda v: check_dns_label(v))
+
+
+class ChaosExperiment(Model):
+    name: str
+    type: Literal["network-delay", "cpu-stress", "pod-kill"]
+    schedule: str
+    duration: str = "60s"
+    latency: str | None = None
+    jitter: str | None = None
+    correlation: int | None = Field(default=None, ge=0, le=100)
+    load: int | None = Field(default=None, ge=0, le=100)
+    workers: int | None = Field(default=None, ge=1, le=64)
+    grace_period: int | None = Field(default=None, alias="gracePeriod", ge=0)
+
+    _name = field_validator("name")(lambda v: check_dns_label(v))
+    _schedule = field_validator("schedule")(lambda v: check_chaos_schedule(v))
+    _durations = field_validator("duration", "latency", "jitter")(
+        lambda v: v if v is None else check_go_duration(v)
+    )
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> ChaosExperiment:
+        if self.type == "network-delay" and self.latency is None:
+            raise ValueError("a network-delay experiment needs latency")
+        if self.type == "cpu-stress" and self.load is None:
+            raise ValueError("a cpu-stress experiment needs load")
+        return self
+
+
+class Service(Model):
+    name: str
+    repository: str
+    go_version: str = Field(alias="goVersion")
+    platforms: list[str] = Field(min_length=1)
+    version: str
+    coverage_threshold: float = Field(default=80, alias="coverageThreshold", ge=0, le=100)
+    slos: list[Slo] = Field(default_factory=list)
+    chaos: list[ChaosExperiment] = Field(default_factory=list)
+
+    _name = field_validator("name")(lambda v: check_dns_label(v))
+    _repository = field_validator("repository")(lambda v: _check_github_name(v))
+
+    @field_validator("go_version")
+    @classmethod
+    def _go_version(cls, value: str) -> str:
+        if not GO_VERSION.match(value):
+            raise ValueError(f"{value!r} is not a Go version like 1.23 or 1.23.4")
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        if value.startswith("v"):
+            raise ValueError(f"{value!r} must be SemVer 2.0.0 without the 'v' prefix")
+        if not SEMVER.match(value):
+            raise ValueError(f"{value!r} is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-pre][+build])")
+        return value
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, value: list[str]) -> list[str]:
+        unknown = [p for p in value if p not in SUPPORTED_PLATFORMS]
+        if unknown:
+            raise ValueError(
+                f"unsupported platform {unknown[0]!r} (supported: {', '.join(SUPPORTED_PLATFORMS)})"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("platforms are listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_children(self) -> Service:
+        _refuse_duplicates([s.name for s in self.slos], "slos")
+        _refuse_duplicates([c.name for c in self.chaos], "chaos")
+        return self
+
+
+class StackConfig(Model):
+    environment: Literal["dev", "staging", "prod"]
+    github: GitHubConfig
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    kubernetes: KubernetesConfig
+    signing: SigningConfig = Field(default_factory=SigningConfig)
+    services: list[Service] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_services(self) -> StackConfig:
+        _refuse_duplicates([s.name for s in self.services], "services")
+        _refuse_duplicates([s.repository for s in self.services], "services", key="repository")
+        return self
+
+
+class DuplicateNameError(ValueError):
+    def __init__(self, field: str, index: int, key: str, value: str) -> None:
+        super().__init__(f"duplicate {key} {value!r}")
+        self.field, self.index, self.key = field, index, key
+
+
+def _refuse_duplicates(names: list[str], field: str, key: str = "name") -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            raise DuplicateNameError(field, index, key, name)
+        seen.add(name)
+
+
+class ConfigError(Exception):
+    """A stack config that cannot be used; `problems` holds one line each, ready to print."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    path = f"{PROJECT}:"
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += part if index == 0 else f".{part}"
+    return path
+
+
+def _alias_loc(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """pydantic reports aliases already; this keeps the loc but drops pydantic's internal markers."""
+    return tuple(p for p in loc if p not in ("function-after", "function-before", "[key]"))
+
+
+def parse_stack_config(raw: Mapping[str, Any], source: str) -> StackConfig:
+    """Parse `roadbike:*` values (keys without the namespace) into a StackConfig or raise ConfigError."""
+    problems: list[str] = []
+    known = set()
+    for name, field in StackConfig.model_fields.items():
+        known.add(field.alias or name)
+    for key in sorted(raw):
+        if key not in known:
+            problems.append(f"{source}: {key_path((key,))}: unknown key (known: {', '.join(sorted(known))})")
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return StackConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError([_problem_line(source, err) for err in exc.errors()]) from None
+
+
+def _problem_line(source: str, err: Any) -> str:
+    loc = _alias_loc(StackConfig, tuple(err["loc"]))
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, DuplicateNameError):
+        loc = (*loc, ctx_error.field, ctx_error.index, ctx_error.key)
+    message = _message(err)
+    return f"{source}: {key_path(loc)}: {message}"
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(err["msg"])
+    message = message.removeprefix("Value error, ")
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        message += f" (got {type(err.get('input')).__name__} {err.get('input')!r})"
+    elif kind in {"greater_than", "less_than", "greater_than_equal", "less_than_equal", "literal_error"}:
+        message += f" (got {err.get('input')!r})"
+    return message
+
+
+def decode_config_value(value: Any) -> Any:
+    """Pulumi hands structured config to the program as JSON text; plain strings stay strings."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        import json
+
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def load_pulumi_config() -> StackConfig:
+    """Read every `roadbike:*` key the engine gave the program and parse it."""
+    import pulumi
+    from pulumi.runtime.config import CONFIG
+
+    prefix = f"{PROJECT}:"
+    raw = {
+        k.removeprefix(prefix): decode_config_value(v)
+        for k, v in CONFIG.get().items()
+        if k.startswith(prefix)
+    }
+    source = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+    return parse_stack_config(raw, source)

@@ -1,0 +1,20 @@
+"""Entry point the Pulumi engine runs for `--policy-pack policies`: builds the pack and serves it."""
+
+import sys
+from pathlib import Path
+
+# The engine runs this file with the pack directory on sys.path; the policy modules live in the
+# `policies` package, so its parent must be importable too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pulumi_policy import EnforcementLevel, PolicyPack
+
+from policies.catalog import PACK_NAME, POLICIES
+
+if __name__ == "__main__":
+    PolicyPack(
+        name=PACK_NAME,
+        policies=POLICIES,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        description="roadbike security gate for the delivery chain of Go services",
+    )

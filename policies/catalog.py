@@ -1,0 +1,14 @@
+"""Every policy of the pack, in a stable order. Domain modules each export POLICIES."""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from policies import github_repo, kubernetes_core
+
+PACK_NAME = "roadbike"
+
+POLICIES: list[Policy] = [
+    *kubernetes_core.POLICIES,
+    *github_repo.POLICIES,
+]

@@ -1,0 +1,1 @@
+"""roadbike command line: `roadbike plan` (offline preview with the real policy pack) and `roadbike verify`."""

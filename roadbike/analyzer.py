@@ -1,0 +1,330 @@
+"""Drive a CrossGuard policy pack over the Analyzer gRPC protocol, the way `pulumi preview` does.
+
+The pack is started as its own process exactly as the engine starts a Python pack
+(`python -u -m pulumi.policy <engine> <pack dir>`, cwd = the pack), its port is read from the first
+line of its stdout, and the process is always stopped, on errors and Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from roadbike.program import ProgramRun, RecordedResource
+
+ENFORCEMENT_NAMES = {
+    analyzer_pb2.ADVISORY: "advisory",
+    analyzer_pb2.MANDATORY: "mandatory",
+    analyzer_pb2.DISABLED: "disabled",
+    analyzer_pb2.REMEDIATE: "remediate",
+}
+ENFORCEMENT_VALUES = {v: k for k, v in ENFORCEMENT_NAMES.items()}
+SEVERITY_NAMES = {0: "", 1: "low", 2: "medium", 3: "high", 4: "critical"}
+START_TIMEOUT_SECONDS = 60.0
+# Analyze calls in flight at once: keeps the pack's worker threads busy without queueing the whole stack.
+PIPELINE_DEPTH = 16
+
+
+class PolicyPackError(Exception):
+    """The pack could not be started, configured or run."""
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    name: str
+    description: str
+    enforcement_level: str
+    severity: str
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    description: str
+    message: str
+    enforcement_level: str
+    urn: str
+    severity: str
+
+    @property
+    def detail(self) -> str:
+        """The violation message without the description the pack prepends to it."""
+        prefix = self.description + "\n"
+        return self.message.removeprefix(prefix) if self.message.startswith(prefix) else self.message
+
+
+@dataclass
+class PolicyResult:
+    pack_name: str
+    pack_version: str
+    policies: list[PolicyInfo]
+    violations: list[Violation] = field(default_factory=list)
+    not_applicable: dict[str, list[str]] = field(default_factory=dict)  # policy -> reasons
+    analyzed_resources: int = 0
+
+
+def read_pack_version(pack_dir: Path) -> str:
+    import yaml
+
+    document = yaml.safe_load((pack_dir / "PulumiPolicy.yaml").read_text(encoding="utf-8")) or {}
+    return str(document.get("version", "0.0.1"))
+
+
+def load_policy_config(path: Path | None) -> dict[str, Any]:
+    """`--policy-pack-config` JSON: `{"policy": "advisory"}` or `{"policy": {"enforcementLevel": ..., ...}}`."""
+    if path is None:
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: policy pack config file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: must be a JSON object keyed by policy name")
+    for name, value in document.items():
+        level = value if isinstance(value, str) else (value or {}).get("enforcementLevel", "mandatory")
+        if not isinstance(value, (str, dict)) or level not in ENFORCEMENT_VALUES:
+            raise ValueError(
+                f"{path}: {name}: expected an enforcement level ({', '.join(ENFORCEMENT_VALUES)}) "
+                "or an object with enforcementLevel and properties"
+            )
+    return document
+
+
+def _configure_request(policy_config: dict[str, Any], known: set[str], source: str) -> Any:
+    request = analyzer_pb2.ConfigureAnalyzerRequest()
+    for name, value in policy_config.items():
+        if name not in known and name != "all":
+            raise ValueError(f"{source}: {name}: no such policy in the pack")
+        settings = {"enforcementLevel": value} if isinstance(value, str) else dict(value)
+        level = settings.pop("enforcementLevel", "mandatory")
+        properties = struct_pb2.Struct()
+        properties.update(settings)
+        request.policyConfig[name].CopyFrom(
+            analyzer_pb2.PolicyConfig(enforcementLevel=ENFORCEMENT_VALUES[level], properties=properties)
+        )
+    return request
+
+
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return struct
+
+
+def _resource_options(resource: RecordedResource) -> Any:
+    return analyzer_pb2.AnalyzerResourceOptions(parent=resource.parent)
+
+
+class PolicyPackProcess:
+    """A running pack: `with PolicyPackProcess(dir) as pack: pack.stub.Analyze(...)`."""
+
+    def __init__(self, pack_dir: Path, project: str, stack: str) -> None:
+        self.pack_dir = pack_dir
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PULUMI_PROJECT": project,
+            "PULUMI_STACK": stack,
+            "PULUMI_DRY_RUN": "true",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.channel: grpc.Channel | None = None
+        self.stub: Any = None
+        self._stderr: list[str] = []
+
+    def start(self) -> None:
+        command = [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(self.pack_dir)]
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.pack_dir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C reaches us, and we stop the pack ourselves
+        )
+
+    def connect(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        port = self._read_port()
+        self.channel = grpc.insecure_channel(
+            f"127.0.0.1:{port}",
+            options=[
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.max_send_message_length", 64 << 20),
+            ],
+        )
+        grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_SECONDS)
+        self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+
+    def _read_port(self) -> int:
+        assert (
+            self.process is not None and self.process.stdout is not None and self.process.stderr is not None
+        )
+        lines: queue.Queue[bytes] = queue.Queue()
+        stdout, stderr = self.process.stdout, self.process.stderr
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        threading.Thread(
+            target=lambda: self._stderr.extend(b.decode(errors="replace") for b in stderr), daemon=True
+        ).start()
+        try:
+            first = lines.get(timeout=START_TIMEOUT_SECONDS)
+        except queue.Empty:
+            raise PolicyPackError(f"policy pack {self.pack_dir} did not print its port within 60 s") from None
+        text = first.decode(errors="replace").strip()
+        if not text.isdigit():
+            self.process.wait(timeout=10)
+            raise PolicyPackError(f"policy pack {self.pack_dir} failed to start:\n{self.stderr_tail()}")
+        return int(text)
+
+    def stderr_tail(self, lines: int = 30) -> str:
+        return "\n".join("".join(self._stderr).strip().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        if self.process is None or self.process.poll() is not None:
+            return
+        # The pack's server loop ends on KeyboardInterrupt: SIGINT first, then SIGKILL.
+        try:
+            os.killpg(self.process.pid, signal.SIGINT)
+            self.process.wait(timeout=5)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+@contextmanager
+def running_pack(pack_dir: Path, project: str, stack: str) -> Iterator[PolicyPackProcess]:
+    pack = PolicyPackProcess(pack_dir, project, stack)
+    try:
+        pack.start()
+        yield pack
+    finally:
+        pack.stop()
+
+
+def analyze(
+    pack: PolicyPackProcess,
+    run: ProgramRun,
+    policy_config: dict[str, Any],
+    policy_config_source: str = "--policy-pack-config",
+) -> PolicyResult:
+    """GetAnalyzerInfo, Configure, ConfigureStack, Analyze per resource, AnalyzeStack once."""
+    if pack.stub is None:
+        pack.connect()
+    stub = pack.stub
+    try:
+        stub.Handshake(
+            analyzer_pb2.AnalyzerHandshakeRequest(
+                engine_address="",
+                root_directory=str(pack.pack_dir.parent),
+                program_directory=str(pack.pack_dir),
+            )
+        )
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+            raise
+    info = stub.GetAnalyzerInfo(empty_pb2.Empty())
+    policies = [
+        PolicyInfo(
+            p.name,
+            p.description,
+            ENFORCEMENT_NAMES.get(p.enforcementLevel, "advisory"),
+            SEVERITY_NAMES.get(p.severity, ""),
+        )
+        for p in info.policies
+    ]
+    levels = {p.name: p.enforcement_level for p in policies}
+    for name, value in policy_config.items():
+        level = value if isinstance(value, str) else value.get("enforcementLevel", "mandatory")
+        if name in levels:
+            levels[name] = level
+    policies = [PolicyInfo(p.name, p.description, levels[p.name], p.severity) for p in policies]
+    stub.Configure(_configure_request(policy_config, set(levels), policy_config_source))
+    stub.ConfigureStack(
+        analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack=run.stack, project=run.project, organization="organization", dry_run=True
+        )
+    )
+    result = PolicyResult(
+        pack_name=info.name, pack_version=read_pack_version(pack.pack_dir), policies=policies
+    )
+    responses = _analyze_each(stub, run.resources)
+    result.analyzed_resources = len(responses)
+    stack_request = analyzer_pb2.AnalyzeStackRequest(resources=[_stack_resource(r) for r in run.resources])
+    responses.append(stub.AnalyzeStack(stack_request))
+    for response in responses:
+        for diagnostic in response.diagnostics:
+            result.violations.append(
+                Violation(
+                    policy=diagnostic.policyName,
+                    description=diagnostic.description,
+                    message=diagnostic.message,
+                    enforcement_level=ENFORCEMENT_NAMES.get(diagnostic.enforcementLevel, "advisory"),
+                    urn=diagnostic.urn,
+                    severity=SEVERITY_NAMES.get(diagnostic.severity, ""),
+                )
+            )
+        for item in response.not_applicable:
+            result.not_applicable.setdefault(item.policy_name, []).append(item.reason)
+    result.violations.sort(key=lambda v: (v.policy, v.urn, v.message))
+    return result
+
+
+def _analyze_request(resource: RecordedResource) -> Any:
+    return analyzer_pb2.AnalyzeRequest(
+        type=resource.type,
+        properties=_struct(resource.inputs),
+        urn=resource.urn,
+        name=resource.name,
+        options=_resource_options(resource),
+    )
+
+
+def _analyze_each(stub: Any, resources: list[RecordedResource]) -> list[Any]:
+    """Analyze every resource with a bounded number of calls in flight, answers kept in resource order."""
+    responses: list[Any] = [None] * len(resources)
+    in_flight: list[tuple[int, Any]] = []
+    for index, resource in enumerate(resources):
+        in_flight.append((index, stub.Analyze.future(_analyze_request(resource))))
+        if len(in_flight) >= PIPELINE_DEPTH:
+            done_index, future = in_flight.pop(0)
+            responses[done_index] = future.result()
+    for done_index, future in in_flight:
+        responses[done_index] = future.result()
+    return responses
+
+
+def _stack_resource(resource: RecordedResource) -> Any:
+    message = analyzer_pb2.AnalyzerResource(
+        type=resource.type,
+        properties=_struct(resource.inputs),
+        urn=resource.urn,
+        name=resource.name,
+        options=_resource_options(resource),
+        parent=resource.parent,
+        dependencies=resource.dependencies,
+    )
+    for key, urns in resource.property_dependencies.items():
+        message.propertyDependencies[key].CopyFrom(analyzer_pb2.AnalyzerPropertyDependencies(urns=urns))
+    return message

@@ -1,0 +1,90 @@
+"""The files a plan writes for people and tools to read: what each resource would put in the world.
+
+Kubernetes objects and repository files come from the recorded resources (what `pulumi up` would send),
+the rest (e.g. promtool tests) from the pure renderers in `components.artifacts`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.artifacts import render_artifacts
+from components.config import StackConfig
+from roadbike.program import ProgramRun, RecordedResource
+from roadbike.redact import redact
+
+REPOSITORY_FILE = "github:index/repositoryFile:RepositoryFile"
+MANIFEST_HEAD = ("apiVersion", "kind", "metadata")
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def dump_yaml(document: Any) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+def _sorted_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_tree(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_tree(v) for v in value]
+    return value
+
+
+def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any]:
+    """The object as it would be applied: apiVersion, kind, metadata first, the rest in key order."""
+    body = _sorted_tree(redact(resource.inputs))
+    ordered = {key: body[key] for key in MANIFEST_HEAD if key in body}
+    ordered.update({k: v for k, v in body.items() if k not in MANIFEST_HEAD})
+    return ordered
+
+
+def is_kubernetes_object(resource: RecordedResource) -> bool:
+    return resource.custom and resource.type.startswith("kubernetes:") and "kind" in resource.inputs
+
+
+def manifest_path(manifest: dict[str, Any]) -> str:
+    metadata = manifest.get("metadata") or {}
+    name = metadata.get("name", "unnamed")
+    kind = str(manifest.get("kind", "object")).lower()
+    namespace = metadata.get("namespace") or (name if kind == "namespace" else "_cluster")
+    return f"k8s/{namespace}/{kind}-{name}.yaml"
+
+
+def resource_artifacts(run: ProgramRun) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for resource in run.resources:
+        if is_kubernetes_object(resource):
+            manifest = kubernetes_manifest(resource)
+            files[manifest_path(manifest)] = dump_yaml(manifest)
+        elif resource.type == REPOSITORY_FILE:
+            inputs = redact(resource.inputs)
+            content = inputs.get("content", "")
+            files[f"github/{inputs.get('repository')}/{inputs.get('file')}"] = (
+                content if isinstance(content, str) else str(content)
+            )
+    return files
+
+
+def all_artifacts(run: ProgramRun, config: StackConfig) -> dict[str, str]:
+    return {**resource_artifacts(run), **render_artifacts(config)}
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for relative in sorted(files):
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[relative], encoding="utf-8")

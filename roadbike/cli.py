@@ -1,0 +1,93 @@
+"""The `roadbike` command: `plan` (offline preview with the real policy pack) and `verify`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from components.config import ConfigError
+from roadbike.analyzer import PolicyPackError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="roadbike",
+        description="The delivery chain of Go services as code: plan offline under the policy gate, verify live.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plan = commands.add_parser(
+        "plan",
+        help="preview a stack offline and run the policy pack on it",
+        description="Run the Pulumi program under the mock monitor with the stack's config, run the real "
+        "policy pack over the Analyzer protocol, and write the plan, the policy reports and the artifacts. "
+        "Exit 0: no mandatory violation; 1: mandatory violations; 2: invalid config or usage.",
+    )
+    plan.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.NAME.yaml")
+    plan.add_argument(
+        "--config-file", type=Path, help="stack config file to read instead of stacks/Pulumi.NAME.yaml"
+    )
+    plan.add_argument("--out", type=Path, help="output directory (default: out/NAME)")
+    plan.add_argument(
+        "--policy-pack-config", type=Path, help="policy pack config JSON, as for pulumi preview"
+    )
+    plan.add_argument("--json", action="store_true", help="print a JSON summary instead of the preview")
+    return parser
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from roadbike.plan import PlanOptions, UsageError, find_project_dir, print_plan, run_plan
+
+    try:
+        project_dir = find_project_dir(Path.cwd())
+        options = PlanOptions(
+            stack=args.stack,
+            project_dir=project_dir,
+            config_file=args.config_file,
+            out_dir=args.out,
+            policy_pack_config=args.policy_pack_config,
+        )
+        result = run_plan(options)
+    except ConfigError as error:
+        for line in error.problems:
+            print(f"error: {line}", file=sys.stderr)
+        print("error: invalid stack config; no resource was planned", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except PolicyPackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        summary = {
+            "stack": args.stack,
+            "outDir": str(result.out_dir),
+            "resources": len(result.run.resources),
+            "exitCode": result.exit_code,
+            **{k: result.report[k] for k in ("summary", "violations")},
+        }
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        print_plan(result, sys.stdout)
+    return result.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "plan":
+            return _plan(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; the policy pack was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

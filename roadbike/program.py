@@ -1,0 +1,188 @@
+"""Run the Pulumi program in-process under Pulumi's mock monitor and record what it registers.
+
+The monitor keeps each resource as the engine would receive it: type, name, URN, parent, dependencies and
+the inputs in engine form (camelCase, secrets wrapped in the secret signature). Those are exactly the
+properties the policy pack is later given over the Analyzer protocol.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_REF_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    inputs: dict[str, Any]  # engine form: camelCase, secrets wrapped
+    provider: str = ""
+
+
+@dataclass
+class ProgramRun:
+    project: str
+    stack: str
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)  # engine form, secrets wrapped
+    stack_urn: str = ""
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
+def _digest(*parts: str) -> str:
+    return "sha256:" + hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def _random_state(args: mocks.MockResourceArgs) -> dict[str, Any]:
+    stand_in = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
+    length = int(args.inputs.get("length", 32))
+    return {"result": stand_in[:length], "bcryptHash": "$2a$10$" + stand_in[:53]}
+
+
+# Computed outputs the real providers would return, for the few types whose outputs the program reads.
+MOCK_OUTPUTS: dict[str, Callable[[mocks.MockResourceArgs], dict[str, Any]]] = {
+    "github:index/repository:Repository": lambda a: {
+        "fullName": f"mock-owner/{a.inputs.get('name', a.name)}",
+        "nodeId": f"R_{a.name}",
+        "repoId": 1,
+        "htmlUrl": f"https://github.com/mock-owner/{a.inputs.get('name', a.name)}",
+    },
+    "random:index/randomPassword:RandomPassword": _random_state,
+    "random:index/randomString:RandomString": _random_state,
+    "random:index/randomId:RandomId": lambda a: {"hex": _digest(a.name)[7:39], "b64Std": "c3RhbmQtaW4="},
+    "docker-build:index:Image": lambda a: {
+        "digest": _digest(a.typ, a.name),
+        "ref": f"{(a.inputs.get('tags') or [a.name])[0]}@{_digest(a.typ, a.name)}",
+    },
+}
+
+
+class PlanMocks(mocks.Mocks):
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        state = dict(args.inputs)
+        extra = MOCK_OUTPUTS.get(args.typ)
+        if extra:
+            state.update(extra(args))
+        return f"{args.name}-id", state
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """The mock monitor, keeping every registration request as the engine would see it."""
+
+    def __init__(self, mocks_: mocks.Mocks) -> None:
+        super().__init__(mocks_)
+        self.recorded: list[RecordedResource] = []
+        self.ids: dict[str, str] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type == STACK_TYPE:
+            self.ids[response.urn] = response.urn
+            return response
+        self.ids[response.urn] = response.id or response.urn
+        props = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent,
+                dependencies=sorted(set(request.dependencies)),
+                property_dependencies={k: sorted(v.urns) for k, v in request.propertyDependencies.items()},
+                inputs=props,
+                provider=request.provider,
+            )
+        )
+        return response
+
+
+def _resolve_refs(value: Any, ids: dict[str, str]) -> Any:
+    """Resource references become the referenced id, as the engine's analyzers see them."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == RESOURCE_REF_SIG:
+            return value.get("id") or ids.get(value.get("urn", ""), value.get("urn", ""))
+        return {k: _resolve_refs(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_refs(v, ids) for v in value]
+    return value
+
+
+async def _serialize_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    struct = await rpc.serialize_properties(outputs, {}, keep_output_values=False)
+    return json_format.MessageToDict(struct, preserving_proto_field_name=True)
+
+
+def run_program(
+    program_dir: Path,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+) -> ProgramRun:
+    """Run `<program_dir>/__main__.py` under the recording monitor.
+
+    Pulumi keeps its runtime settings in context variables: running in a copied context leaves the
+    caller's settings (and any other run's) untouched.
+    """
+    return contextvars.copy_context().run(_run_program, program_dir, project, stack, config, secret_keys)
+
+
+def _run_main(path: str) -> None:
+    runpy.run_path(path, run_name="__main__")
+
+
+def _run_program(
+    program_dir: Path, project: str, stack: str, config: dict[str, str], secret_keys: list[str]
+) -> ProgramRun:
+    settings = pulumi.runtime.settings
+    saved_path = list(sys.path)
+    monitor = RecordingMonitor(PlanMocks())
+    try:
+        settings.ROOT.set(None)
+        mocks.set_mocks(PlanMocks(), project=project, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(config, secret_keys)
+        settings.SETTINGS.rpc_manager.clear()
+        settings.SETTINGS.outputs.clear()
+        sys.path.insert(0, str(program_dir))
+        main = str(program_dir / "__main__.py")
+        _sync_await(run_pulumi_func(lambda: _run_main(main)))
+        root = settings.get_root_resource()
+        outputs = _sync_await(_serialize_outputs(dict(getattr(root, "outputs", {}) or {})))
+    finally:
+        sys.path[:] = saved_path
+    resources = [
+        RecordedResource(**{**r.__dict__, "inputs": _resolve_refs(r.inputs, monitor.ids)})
+        for r in monitor.recorded
+    ]
+    stack_urn = monitor.make_urn("", STACK_TYPE, f"{project}-{stack}")
+    return ProgramRun(project=project, stack=stack, resources=resources, outputs=outputs, stack_urn=stack_urn)

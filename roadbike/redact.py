@@ -1,0 +1,54 @@
+"""Turning engine-form values into what may be written down: secrets redacted, numbers as written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roadbike.program import SECRET_SIG, SECRET_SIG_KEY
+
+REDACTED = "[secret]"
+
+
+def redact(value: Any) -> Any:
+    """Replace every secret-wrapped value by `[secret]`; integral floats (protobuf numbers) become ints."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+            return REDACTED
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def secret_texts(value: Any, found: set[str] | None = None) -> set[str]:
+    """Every plain string found inside a secret, to scrub from free text such as policy messages."""
+    found = set() if found is None else found
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+            _strings(value.get("value"), found)
+        else:
+            for v in value.values():
+                secret_texts(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            secret_texts(v, found)
+    return found
+
+
+def _strings(value: Any, found: set[str]) -> None:
+    if isinstance(value, str) and len(value) >= 4:
+        found.add(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _strings(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _strings(v, found)
+
+
+def scrub(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text

@@ -1,0 +1,86 @@
+"""Reading `stacks/Pulumi.<stack>.yaml` the way the Pulumi CLI hands it to the program."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import PROJECT, ConfigError, StackConfig, parse_stack_config
+
+# `pulumi preview` decrypts `secure:` values; offline there is no key, so each one gets a stand-in
+# that is still marked secret, which is all the program and the policies may rely on.
+SECRET_STAND_IN = "roadbike-plan-secret"
+
+
+@dataclass
+class StackFile:
+    path: Path
+    display: str
+    raw: dict[str, Any]
+    secret_keys: list[str] = field(default_factory=list)
+    other_config: dict[str, Any] = field(default_factory=dict)
+
+    def pulumi_config(self) -> dict[str, str]:
+        """All config as the engine passes it to a program: namespaced keys, JSON text for structures."""
+        merged = {f"{PROJECT}:{k}": v for k, v in self.raw.items()} | self.other_config
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
+
+
+def _replace_secure(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_STAND_IN, True
+        found = False
+        out = {}
+        for k, v in value.items():
+            out[k], inner = _replace_secure(v)
+            found = found or inner
+        return out, found
+    if isinstance(value, list):
+        items = [_replace_secure(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def stack_file_path(project_dir: Path, stack: str) -> Path:
+    return project_dir / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def read_stack_file(path: Path, display: str | None = None) -> StackFile:
+    shown = display or str(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{shown}: stack config file not found"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{shown}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError([f"{shown}: the top level must be a mapping with a `config:` key"])
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError([f"{shown}: config: must be a mapping of `namespace:key: value`"])
+    raw: dict[str, Any] = {}
+    other: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    for key, value in config.items():
+        plain, is_secret = _replace_secure(value)
+        if is_secret:
+            secret_keys.append(str(key))
+        if isinstance(key, str) and key.startswith(f"{PROJECT}:"):
+            raw[key.removeprefix(f"{PROJECT}:")] = plain
+        else:
+            other[str(key)] = plain
+    return StackFile(path=path, display=shown, raw=raw, secret_keys=sorted(secret_keys), other_config=other)
+
+
+def load_stack(path: Path, display: str | None = None) -> tuple[StackFile, StackConfig]:
+    stack_file = read_stack_file(path, display)
+    return stack_file, parse_stack_config(stack_file.raw, stack_file.display)

@@ -1,0 +1,94 @@
+"""Shared test helpers: stack configs, the program under mocks, the policy pack over gRPC, real tools."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import PROJECT, StackConfig, parse_stack_config
+from roadbike.analyzer import PolicyPackProcess, PolicyResult, analyze
+from roadbike.program import ProgramRun, RecordedResource, run_program
+from roadbike.stackfile import StackFile, read_stack_file
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+CRDS = SHARED / "crds"
+STACKS = sorted(
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (REPO / "stacks").glob("Pulumi.*.yaml")
+)
+
+
+def stack_raw(stack: str = "dev") -> dict[str, Any]:
+    """The `roadbike:*` config of a committed stack, without the namespace prefix (a deep copy to edit)."""
+    return copy.deepcopy(read_stack_file(REPO / "stacks" / f"Pulumi.{stack}.yaml").raw)
+
+
+def parse(raw: dict[str, Any]) -> StackConfig:
+    return parse_stack_config(raw, "stacks/Pulumi.test.yaml")
+
+
+def run_raw(raw: dict[str, Any], stack: str = "test", secret_keys: list[str] | None = None) -> ProgramRun:
+    """Run the real program under the mock monitor with this config."""
+    stack_file = StackFile(
+        path=Path("test.yaml"), display="test.yaml", raw=raw, secret_keys=secret_keys or []
+    )
+    return run_program(REPO, PROJECT, stack, stack_file.pulumi_config(), stack_file.secret_keys)
+
+
+def write_stack(path: Path, raw: dict[str, Any]) -> Path:
+    path.write_text(
+        yaml.safe_dump({"config": {f"{PROJECT}:{k}": v for k, v in raw.items()}}, sort_keys=False)
+    )
+    return path
+
+
+def resource(
+    type_: str, name: str, inputs: dict[str, Any], parent: str = "", stack: str = "test"
+) -> RecordedResource:
+    return RecordedResource(
+        urn=f"urn:pulumi:{stack}::{PROJECT}::{type_}::{name}",
+        type=type_,
+        name=name,
+        custom=True,
+        parent=parent,
+        dependencies=[],
+        property_dependencies={},
+        inputs=inputs,
+    )
+
+
+def analyze_resources(
+    pack: PolicyPackProcess, resources: list[RecordedResource], config: dict[str, Any] | None = None
+) -> PolicyResult:
+    run = ProgramRun(project=PROJECT, stack="test", resources=resources)
+    return analyze(pack, run, config or {})
+
+
+def violated(result: PolicyResult, policy: str) -> list[str]:
+    """Messages of one policy's violations; asserting the policy exists keeps typos from passing."""
+    assert policy in {p.name for p in result.policies}, f"no policy named {policy!r} in the pack"
+    return [v.detail for v in result.violations if v.policy == policy]
+
+
+def require_tool(name: str) -> str:
+    """Path of a tool the test needs; a missing tool fails the test (CI installs them all)."""
+    path = shutil.which(name) or (
+        str(Path(sys.executable).parent / name) if (Path(sys.executable).parent / name).exists() else None
+    )
+    if path is None:
+        raise AssertionError(f"{name} is not installed: run `make test` or `.ci/run`, which install it")
+    return path
+
+
+def roadbike(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "roadbike"), *args]
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ}
+    )

@@ -1,0 +1,219 @@
+"""The typed stack config refuses every class of bad input with the key path and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, go_duration_seconds
+from tests.helpers import STACKS, parse, roadbike, stack_raw, write_stack
+
+
+def problems(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(raw)
+    return caught.value.problems
+
+
+def edit(change) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    raw = stack_raw("dev")
+    change(raw)
+    return raw
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_committed_stacks_parse(stack: str) -> None:
+    config = parse(stack_raw(stack))
+    assert config.environment == stack
+    assert len(config.services) >= 2
+    assert "go-http-server" in {s.name for s in config.services}
+
+
+CASES = [
+    ("unknown top-level key", lambda r: r.update(colour="blue"), "roadbike:colour", "unknown key"),
+    (
+        "unknown nested key",
+        lambda r: r["services"][0].update(replicas=3),
+        "roadbike:services[0].replicas",
+        "unknown key",
+    ),
+    (
+        "wrong type",
+        lambda r: r["services"][0].update(coverageThreshold="high"),
+        "roadbike:services[0].coverageThreshold",
+        "number",
+    ),
+    (
+        "out of range",
+        lambda r: r["services"][0].update(coverageThreshold=120),
+        "roadbike:services[0].coverageThreshold",
+        "120",
+    ),
+    (
+        "semver with v",
+        lambda r: r["services"][0].update(version="v1.4.2"),
+        "roadbike:services[0].version",
+        "without the 'v' prefix",
+    ),
+    (
+        "not semver",
+        lambda r: r["services"][1].update(version="1.4"),
+        "roadbike:services[1].version",
+        "SemVer 2.0.0",
+    ),
+    (
+        "bad chaos schedule",
+        lambda r: r["services"][0]["chaos"][0].update(schedule="every 5 minutes"),
+        "roadbike:services[0].chaos[0].schedule",
+        "cron",
+    ),
+    (
+        "bad @every duration",
+        lambda r: r["services"][0]["chaos"][0].update(schedule="@every 5 minutes"),
+        "roadbike:services[0].chaos[0].schedule",
+        "Go duration",
+    ),
+    (
+        "bad go duration",
+        lambda r: r["services"][0]["chaos"][0].update(duration="60 seconds"),
+        "roadbike:services[0].chaos[0].duration",
+        "Go duration",
+    ),
+    (
+        "bad latency",
+        lambda r: r["services"][0]["chaos"][0].update(latency="100"),
+        "roadbike:services[0].chaos[0].latency",
+        "Go duration",
+    ),
+    (
+        "duplicate service",
+        lambda r: r["services"].append(dict(r["services"][0], repository="other")),
+        "roadbike:services[2].name",
+        "duplicate name 'go-http-server'",
+    ),
+    (
+        "duplicate slo",
+        lambda r: r["services"][0]["slos"].append(r["services"][0]["slos"][0]),
+        "roadbike:services[0].slos[2].name",
+        "duplicate name",
+    ),
+    (
+        "not a DNS label",
+        lambda r: r["services"][0].update(name="Go_HTTP"),
+        "roadbike:services[0].name",
+        "DNS-1123",
+    ),
+    (
+        "namespace not DNS",
+        lambda r: r["kubernetes"].update(namespace="Delivery.Dev"),
+        "roadbike:kubernetes.namespace",
+        "DNS-1123",
+    ),
+    (
+        "objective 100",
+        lambda r: r["services"][0]["slos"][0].update(objective=100),
+        "roadbike:services[0].slos[0].objective",
+        "less than 100",
+    ),
+    (
+        "objective 0",
+        lambda r: r["services"][0]["slos"][1].update(objective=0),
+        "roadbike:services[0].slos[1].objective",
+        "greater than 0",
+    ),
+    (
+        "environment",
+        lambda r: r.update(environment="qa"),
+        "roadbike:environment",
+        "'dev', 'staging' or 'prod'",
+    ),
+    (
+        "external without host",
+        lambda r: r.update(registry={"mode": "external"}),
+        "roadbike:registry",
+        "host is required",
+    ),
+    ("missing key", lambda r: r.pop("kubernetes"), "roadbike:kubernetes", "required key is missing"),
+    (
+        "sli fields",
+        lambda r: r["services"][0]["slos"][1]["sli"].pop("histogram"),
+        "roadbike:services[0].slos[1].sli",
+        "histogram",
+    ),
+    (
+        "platform",
+        lambda r: r["services"][0].update(platforms=["windows/amd64"]),
+        "roadbike:services[0].platforms",
+        "unsupported platform",
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "change", "path", "reason"), CASES, ids=[c[0] for c in CASES])
+def test_refusals_name_the_key_path_and_reason(label: str, change: Any, path: str, reason: str) -> None:
+    lines = problems(edit(change))
+    matching = [line for line in lines if f": {path}: " in line]
+    assert matching, f"no problem names {path}: {lines}"
+    assert any(reason in line for line in matching), matching
+    assert all(line.startswith("stacks/Pulumi.test.yaml: roadbike:") for line in lines)
+
+
+def test_one_line_per_problem() -> None:
+    def two_problems(raw: dict[str, Any]) -> None:
+        raw["services"][0]["version"] = "v1"
+        raw["services"][1]["name"] = "Bad_Name"
+
+    lines = problems(edit(two_problems))
+    assert len(lines) == 2
+    assert any("services[0].version" in line for line in lines)
+    assert any("services[1].name" in line for line in lines)
+
+
+def test_go_durations() -> None:
+    assert go_duration_seconds("1m30s") == 90
+    assert go_duration_seconds("100ms") == pytest.approx(0.1)
+    assert go_duration_seconds("1.5h") == 5400
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (lambda r: r["services"][0].update(version="v1.4.2"), "roadbike:services[0].version"),
+        (
+            lambda r: r["services"][0]["slos"][1].update(objective=100),
+            "roadbike:services[0].slos[1].objective",
+        ),
+        (
+            lambda r: r["services"][0]["chaos"][0].update(schedule="sometimes"),
+            "roadbike:services[0].chaos[0].schedule",
+        ),
+        (lambda r: r.update(unknownThing=1), "roadbike:unknownThing"),
+    ],
+)
+def test_plan_refuses_bad_config_with_exit_2(tmp_path: Path, change: Any, path: str) -> None:
+    stack_file = write_stack(tmp_path / "Pulumi.bad.yaml", edit(change))
+    out = tmp_path / "out"
+    result = roadbike("plan", "--stack", "bad", "--config-file", str(stack_file), "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert f"Pulumi.bad.yaml: {path}: " in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not out.exists(), "nothing may be written for a refused config"
+
+
+def test_plan_refuses_unreadable_yaml(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.broken.yaml"
+    stack_file.write_text("config:\n  roadbike:environment: [dev\n")
+    result = roadbike(
+        "plan", "--stack", "broken", "--config-file", str(stack_file), "--out", str(tmp_path / "o")
+    )
+    assert result.returncode == 2
+    assert "not valid YAML (line" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plan_refuses_missing_stack(tmp_path: Path) -> None:
+    result = roadbike("plan", "--stack", "nope", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "stacks/Pulumi.nope.yaml: stack config file not found" in result.stderr

@@ -1,0 +1,137 @@
+"""`roadbike plan` end to end, in a subprocess, for every committed stack and an insecure one."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.helpers import REPO, STACKS, roadbike
+
+SARIF_SCHEMA_ENV = "ROADBIKE_SARIF_SCHEMA"
+
+
+def sarif_schema() -> dict:
+    location = os.environ.get(SARIF_SCHEMA_ENV, str(REPO / ".tools" / "sarif-schema-2.1.0.json"))
+    path = Path(location)
+    if not path.is_absolute():
+        path = REPO / path
+    assert path.is_file(), f"SARIF 2.1.0 schema missing at {path}: run `make tools` (make test does)"
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, object]]:
+    results = {}
+    for stack in STACKS:
+        out = tmp_path_factory.mktemp(stack) / "plan"
+        results[stack] = (out, roadbike("plan", "--stack", stack, "--out", str(out)))
+    return results
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_plan_passes_for_committed_stack(plans: dict, stack: str) -> None:
+    out, result = plans[stack]
+    assert result.returncode == 0, result.stdout + result.stderr
+    for relative in ("plan.json", "policy/report.json", "policy/report.sarif", "policy/summary.md"):
+        assert (out / relative).is_file(), relative
+    assert list((out / "k8s").glob("*/namespace-*.yaml"))
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["stack"] == stack
+    assert {r["type"] for r in plan["resources"]} >= {
+        "roadbike:chain:DeliveryChain",
+        "kubernetes:core/v1:Namespace",
+    }
+    report = json.loads((out / "policy/report.json").read_text())
+    assert report["summary"] == {"mandatory": 0, "advisory": 0, "passed": True}
+    assert report["analyzedResources"] == len(plan["resources"])
+    assert {p["name"] for p in report["policies"]} >= {
+        "namespace-pod-security-restricted",
+        "default-branch-protected",
+    }
+    assert f"Previewing update ({stack}):" in result.stdout
+    assert "pulumi:pulumi:Stack" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_sarif_is_valid_2_1_0(plans: dict, stack: str) -> None:
+    out, _ = plans[stack]
+    document = json.loads((out / "policy/report.sarif").read_text())
+    jsonschema.validate(document, sarif_schema())
+    assert document["version"] == "2.1.0"
+
+
+def test_insecure_config_fails_and_names_the_policy(tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    config = REPO / "tests/fixtures/Pulumi.insecure.yaml"
+    result = roadbike("plan", "--stack", "insecure", "--config-file", str(config), "--out", str(out))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[mandatory]  namespace-pod-security-restricted" in result.stdout
+    report = json.loads((out / "policy/report.json").read_text())
+    assert report["summary"]["passed"] is False
+    assert {v["policy"] for v in report["violations"]} == {"namespace-pod-security-restricted"}
+    sarif = json.loads((out / "policy/report.sarif").read_text())
+    jsonschema.validate(sarif, sarif_schema())
+    [finding] = sarif["runs"][0]["results"]
+    assert finding["ruleId"] == "namespace-pod-security-restricted"
+    assert finding["level"] == "error"
+    assert "namespace-pod-security-restricted" in (out / "policy/summary.md").read_text()
+
+
+def test_policy_pack_config_downgrades_to_advisory(tmp_path: Path) -> None:
+    settings = tmp_path / "policy-config.json"
+    settings.write_text(json.dumps({"namespace-pod-security-restricted": "advisory"}))
+    config = REPO / "tests/fixtures/Pulumi.insecure.yaml"
+    result = roadbike(
+        "plan",
+        "--stack",
+        "insecure",
+        "--config-file",
+        str(config),
+        "--out",
+        str(tmp_path / "o"),
+        "--policy-pack-config",
+        str(settings),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[advisory]  namespace-pod-security-restricted" in result.stdout
+
+
+def test_policy_pack_config_with_unknown_policy_is_exit_2(tmp_path: Path) -> None:
+    settings = tmp_path / "policy-config.json"
+    settings.write_text(json.dumps({"no-such-policy": "advisory"}))
+    result = roadbike(
+        "plan", "--stack", "dev", "--out", str(tmp_path / "o"), "--policy-pack-config", str(settings)
+    )
+    assert result.returncode == 2
+    assert "no-such-policy: no such policy in the pack" in result.stderr
+
+
+def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert roadbike("plan", "--stack", "dev", "--out", str(first)).returncode == 0
+    assert roadbike("plan", "--stack", "dev", "--out", str(second)).returncode == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    match, mismatch, errors = filecmp.cmpfiles(first, second, [str(f) for f in files], shallow=False)
+    assert mismatch == [] and errors == []
+    assert len(match) == len(files) >= 5
+
+
+def test_json_summary(tmp_path: Path) -> None:
+    result = roadbike("plan", "--stack", "dev", "--out", str(tmp_path / "o"), "--json")
+    assert result.returncode == 0
+    summary = json.loads(result.stdout)
+    assert summary["exitCode"] == 0 and summary["resources"] > 0
+
+
+def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = roadbike("plan", "--stack", "dev", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
