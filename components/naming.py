@@ -55,3 +55,17 @@ def platform_labels(config: StackConfig) -> dict[str, str]:
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "roadbike.dev/environment": config.environment,
     }
+
+
+REGISTRY_SERVICE = "registry"
+REGISTRY_PORT = 5000
+
+
+def registry_host(config: StackConfig) -> str:
+    """Where images are pushed and pulled: the configured host, else the managed registry's Service."""
+    return config.registry.host or f"{REGISTRY_SERVICE}.{config.kubernetes.namespace}.svc.cluster.local:{REGISTRY_PORT}"
+
+
+def image_repository(config: StackConfig, service: Service) -> str:
+    """The one image repository of a service, e.g. `registry.dev.acme.internal/acme/go-http-server`."""
+    return f"{registry_host(config)}/{config.github.owner.lower()}/{service.name}"
