@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.helpers import REPO, STACKS, roadbike
+from roadbike.redact import secret_texts
+from tests.helpers import REPO, STACKS, roadbike, run_raw, stack_raw
 
 SARIF_SCHEMA_ENV = "ROADBIKE_SARIF_SCHEMA"
 
@@ -135,3 +136,16 @@ def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
     result = roadbike("plan", "--stack", "dev", "--out", str(tmp_path))
     assert result.returncode == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_value_in_clear_anywhere_in_the_plan(plans: dict, stack: str) -> None:
+    out, result = plans[stack]
+    run = run_raw(stack_raw(stack), stack=stack)
+    secrets: set[str] = set()
+    for recorded in run.resources:
+        secret_texts(recorded.inputs, secrets)
+    secret_texts(run.outputs, secrets)
+    texts = [result.stdout, result.stderr] + [p.read_text() for p in out.rglob("*") if p.is_file()]
+    leaked = sorted(s for s in secrets for text in texts if s in text)
+    assert leaked == []
