@@ -63,7 +63,10 @@ REGISTRY_PORT = 5000
 
 def registry_host(config: StackConfig) -> str:
     """Where images are pushed and pulled: the configured host, else the managed registry's Service."""
-    return config.registry.host or f"{REGISTRY_SERVICE}.{config.kubernetes.namespace}.svc.cluster.local:{REGISTRY_PORT}"
+    return (
+        config.registry.host
+        or f"{REGISTRY_SERVICE}.{config.kubernetes.namespace}.svc.cluster.local:{REGISTRY_PORT}"
+    )
 
 
 def image_repository(config: StackConfig, service: Service) -> str:
