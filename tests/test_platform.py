@@ -24,7 +24,10 @@ def test_resource_tree_for_dev() -> None:
     platform = urns["roadbike:platform:DeliveryPlatform::roadbike"]
     chain = urns["roadbike:chain:DeliveryChain::go-http-server"]
     assert platform.parent == run.stack_urn
-    assert chain.urn == "urn:pulumi:dev::roadbike::roadbike:platform:DeliveryPlatform$roadbike:chain:DeliveryChain::go-http-server"
+    assert (
+        chain.urn
+        == "urn:pulumi:dev::roadbike::roadbike:platform:DeliveryPlatform$roadbike:chain:DeliveryChain::go-http-server"
+    )
     assert chain.parent == platform.urn
     assert urns["kubernetes:core/v1:Namespace::delivery-dev"].parent == platform.urn
     repository = urns["github:index/repository:Repository::go-http-server-repository"]
