@@ -271,9 +271,11 @@ def analyze(
     )
     responses = _analyze_each(stub, run.resources)
     result.analyzed_resources = len(responses)
+    # A resource policy's diagnostic carries no URN: the engine attributes it to the analyzed resource.
+    answered = [(response, resource.urn) for response, resource in zip(responses, run.resources, strict=True)]
     stack_request = analyzer_pb2.AnalyzeStackRequest(resources=[_stack_resource(r) for r in run.resources])
-    responses.append(stub.AnalyzeStack(stack_request))
-    for response in responses:
+    answered.append((stub.AnalyzeStack(stack_request), run.stack_urn))
+    for response, subject in answered:
         for diagnostic in response.diagnostics:
             result.violations.append(
                 Violation(
@@ -281,7 +283,7 @@ def analyze(
                     description=diagnostic.description,
                     message=diagnostic.message,
                     enforcement_level=ENFORCEMENT_NAMES.get(diagnostic.enforcementLevel, "advisory"),
-                    urn=diagnostic.urn,
+                    urn=diagnostic.urn or subject,
                     severity=SEVERITY_NAMES.get(diagnostic.severity, ""),
                 )
             )

@@ -96,3 +96,10 @@ def test_policy_config_can_lower_enforcement(pack: PolicyPackProcess) -> None:
     )
     [violation] = [v for v in result.violations if v.policy == "repository-vulnerability-alerts"]
     assert violation.enforcement_level == "advisory"
+
+
+def test_resource_violations_name_the_resource_urn(pack: PolicyPackProcess) -> None:
+    analyzed = resource(NAMESPACE, "apps", namespace("baseline"))
+    result = analyze_resources(pack, [analyzed])
+    [violation] = [v for v in result.violations if v.policy == "namespace-pod-security-restricted"]
+    assert violation.urn == analyzed.urn
