@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from components.config import StackConfig
+from components.slo import slo_artifacts
 
 ArtifactRenderer = Callable[[StackConfig], dict[str, str]]
 
-RENDERERS: list[ArtifactRenderer] = []
+RENDERERS: list[ArtifactRenderer] = [slo_artifacts]
 
 
 def render_artifacts(config: StackConfig) -> dict[str, str]:

@@ -10,11 +10,21 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PROJECT = "roadbike"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
 # https://semver.org/#is-there-a-suggested-regular-expression-regex-to-check-a-semver-string
 SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -25,12 +35,19 @@ SEMVER = re.compile(
 GO_DURATION = re.compile(r"^(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
 GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# What Chaos Mesh's NetworkChaos schema accepts for delay latency and jitter.
+NETEM_TIME = re.compile(r"^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)$")
 GITHUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_])?$")
 GO_VERSION = re.compile(r"^1\.\d+(?:\.\d+)?$")
 HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:\d{1,5})?$"
 )
 CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,\-LW#]+$")
+# A PromQL instant-vector selector: a metric name and optional label matchers, e.g. `x_total{code=~"5.."}`.
+_MATCHER = r"""\s*[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*"""
+PROMQL_SELECTOR = re.compile(rf"^[A-Za-z_:][A-Za-z0-9_:]*(?:\{{(?:{_MATCHER}(?:,{_MATCHER})*,?)?\s*\}})?$")
+# A Kubernetes port name (IANA_SVC_NAME): at most 15 characters, a letter, no leading, trailing or double '-'.
+PORT_NAME = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])(?!.*--)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 SUPPORTED_PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
@@ -67,6 +84,37 @@ def check_chaos_schedule(value: str) -> str:
     return value
 
 
+# Hours (in the Chaos Mesh controller's time zone) when staging may run chaos.
+NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
+MIDNIGHT_DESCRIPTORS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight"}
+
+
+def is_nightly(schedule: str) -> bool:
+    """True when a chaos schedule only ever fires in NIGHT_HOURS (a cron hour field of night hours)."""
+    if schedule in MIDNIGHT_DESCRIPTORS:
+        return True
+    fields = schedule.split()
+    if schedule.startswith("@") or len(fields) not in (5, 6):
+        return False
+    hours: set[int] = set()
+    for item in fields[-4].split(","):
+        first, _, last = item.partition("-")
+        if not first.isdigit() or not (last or first).isdigit():
+            return False
+        hours.update(range(int(first), int(last or first) + 1))
+    return bool(hours) and hours <= NIGHT_HOURS
+
+
+def check_chaos_environment(value: str, info: ValidationInfo) -> str:
+    environment = (info.context or {}).get("environment")
+    if environment == "staging" and not is_nightly(value):
+        raise ValueError(
+            f"staging runs chaos only at night: use a cron whose hours are within 22-05, "
+            f"e.g. '0 2 * * *' or '@daily' (got {value!r})"
+        )
+    return value
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=False)
 
@@ -75,6 +123,8 @@ class GitHubConfig(Model):
     owner: str
     webhook_url: str | None = Field(default=None, alias="webhookUrl")
     prod_reviewers: list[int] = Field(default_factory=list, alias="prodReviewers", max_length=6)
+    # The GitHub App `pulumi up` runs as: it commits the generated files past the default branch ruleset.
+    deployer_app_id: int | None = Field(default=None, alias="deployerAppId", gt=0)
 
     _owner = field_validator("owner")(lambda v: _check_github_name(v))
 
@@ -97,6 +147,12 @@ class RegistryConfig(Model):
     host: str | None = None
     scheme: Literal["https", "http"] = "https"
     username: str | None = None
+    # external: the account's password or token, `pulumi config set --secret --path roadbike:registry.password`
+    password: SecretStr | None = None
+    # managed: the PersistentVolumeClaim, and the cert-manager ClusterIssuer that signs the registry's TLS
+    storage_size: str = Field(default="20Gi", alias="storageSize", pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+    storage_class: str | None = Field(default=None, alias="storageClass", pattern=DNS_SUBDOMAIN)
+    tls_issuer: str = Field(default="roadbike-ca", alias="tlsIssuer", pattern=DNS_SUBDOMAIN)
 
     @field_validator("host")
     @classmethod
@@ -112,17 +168,60 @@ class RegistryConfig(Model):
         return self
 
 
+class Deployer(Model):
+    """The identity `pulumi up` runs as; RBAC that the platform grants in its namespace is bound to it."""
+
+    kind: Literal["ServiceAccount", "User", "Group"] = "ServiceAccount"
+    name: str = Field(default="roadbike-deployer", min_length=1)
+    namespace: str | None = None
+
+    _namespace = field_validator("namespace")(lambda v: v if v is None else check_dns_label(v))
+
+    @model_validator(mode="after")
+    def _namespace_only_for_service_accounts(self) -> Deployer:
+        if self.kind != "ServiceAccount" and self.namespace is not None:
+            raise ValueError(f"a {self.kind} has no namespace; remove namespace")
+        return self
+
+
 class KubernetesConfig(Model):
     namespace: str
     pod_security: Literal["restricted", "baseline", "privileged"] = Field(
         default="restricted", alias="podSecurity"
     )
+    deployer: Deployer = Field(default_factory=Deployer)
 
     _namespace = field_validator("namespace")(lambda v: check_dns_label(v))
 
 
 class SigningConfig(Model):
     mode: Literal["keypair", "keyless", "none"] = "keypair"
+
+
+LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+class PrometheusConfig(Model):
+    """The stack's Prometheus: the labels it selects rules and monitors by, its URL, the runbooks."""
+
+    rule_selector_labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"}, alias="ruleSelectorLabels"
+    )
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    runbook_base_url: str | None = Field(
+        default=None, alias="runbookBaseUrl", pattern=r"^https?://[^\s/]+(/\S*)?$"
+    )
+
+    @field_validator("rule_selector_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            if not LABEL_KEY.match(key) or not LABEL_VALUE.match(label):
+                raise ValueError(f"{key}: {label!r} is not a Kubernetes label")
+        return value
 
 
 class Sli(Model):
@@ -132,6 +231,17 @@ class Sli(Model):
     histogram: str | None = None
     threshold_seconds: float | None = Field(default=None, alias="thresholdSeconds", gt=0)
 
+    @field_validator("errors", "total", "histogram")
+    @classmethod
+    def _selector(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not PROMQL_SELECTOR.match(value.strip()):
+            raise ValueError(f'{value!r} is not a PromQL selector like http_requests_total{{code=~"5.."}}')
+        if info.field_name == "histogram" and value.split("{")[0].endswith(("_bucket", "_count", "_sum")):
+            raise ValueError(f"{value!r}: name the histogram itself (without _bucket, _count or _sum)")
+        return value.strip()
+
     @model_validator(mode="after")
     def _fields_for_type(self) -> Sli:
         needed = ("errors", "total") if self.type == "ratio" else ("histogram", "threshold_seconds")
@@ -140,6 +250,8 @@ class Sli(Model):
             aliases = {"threshold_seconds": "thresholdSeconds"}
             names = ", ".join(aliases.get(m, m) for m in missing)
             raise ValueError(f"a {self.type} SLI needs {names}")
+        if self.type == "ratio" and self.errors == self.total:
+            raise ValueError("errors and total are the same selector: errors must select the failed requests")
         return self
 
 
@@ -165,9 +277,17 @@ class ChaosExperiment(Model):
 
     _name = field_validator("name")(lambda v: check_dns_label(v))
     _schedule = field_validator("schedule")(lambda v: check_chaos_schedule(v))
+    _schedule_environment = field_validator("schedule")(check_chaos_environment)
     _durations = field_validator("duration", "latency", "jitter")(
         lambda v: v if v is None else check_go_duration(v)
     )
+
+    @field_validator("latency", "jitter")
+    @classmethod
+    def _netem_time(cls, value: str | None) -> str | None:
+        if value is not None and not NETEM_TIME.match(value):
+            raise ValueError(f"{value!r} must be one number and one unit (ns, us, ms, s, m, h), e.g. 100ms")
+        return value
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> ChaosExperiment:
@@ -175,7 +295,20 @@ class ChaosExperiment(Model):
             raise ValueError("a network-delay experiment needs latency")
         if self.type == "cpu-stress" and self.load is None:
             raise ValueError("a cpu-stress experiment needs load")
+        every = self.schedule.removeprefix("@every ").strip()
+        repeats_within = self.schedule.startswith("@every ") and self.type != "pod-kill"
+        if repeats_within and go_duration_seconds(self.duration) >= go_duration_seconds(every):
+            raise ValueError(f"duration {self.duration} must be shorter than the interval {every}")
         return self
+
+
+class ChaosOptIn(Model):
+    """A prod service's explicit consent to chaos: a change approval and a cap on each experiment."""
+
+    approval: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/#-]{0,62}$")
+    max_duration: str = Field(alias="maxDuration")
+
+    _max_duration = field_validator("max_duration")(lambda v: check_go_duration(v))
 
 
 class Service(Model):
@@ -185,8 +318,26 @@ class Service(Model):
     platforms: list[str] = Field(min_length=1)
     version: str
     coverage_threshold: float = Field(default=80, alias="coverageThreshold", ge=0, le=100)
+    # The Go package the workflows build into the service binary, relative to the repository root.
+    main_package: str = Field(
+        default=".", alias="mainPackage", pattern=r"^\.(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$"
+    )
+    # The commit (full SHA) the platform builds the bootstrap image from; unset: the release builds it.
+    bootstrap_commit: str | None = Field(default=None, alias="bootstrapCommit", pattern=r"^[0-9a-f]{40}$")
     slos: list[Slo] = Field(default_factory=list)
     chaos: list[ChaosExperiment] = Field(default_factory=list)
+    chaos_opt_in: ChaosOptIn | None = Field(default=None, alias="chaosOptIn")
+    error_budget_frozen: bool = Field(default=False, alias="errorBudgetFrozen")
+    # The named Service port and path Prometheus scrapes (the ServiceMonitor endpoint).
+    metrics_port: str = Field(default="http", alias="metricsPort")
+    metrics_path: str = Field(default="/metrics", alias="metricsPath", pattern=r"^/[A-Za-z0-9._~/-]*$")
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _port_name(cls, value: str) -> str:
+        if not PORT_NAME.match(value):
+            raise ValueError(f"{value!r} is not a Service port name (IANA_SVC_NAME, e.g. http or metrics)")
+        return value
 
     _name = field_validator("name")(lambda v: check_dns_label(v))
     _repository = field_validator("repository")(lambda v: _check_github_name(v))
@@ -232,6 +383,7 @@ class StackConfig(Model):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     kubernetes: KubernetesConfig
     signing: SigningConfig = Field(default_factory=SigningConfig)
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
     services: list[Service] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -290,7 +442,7 @@ def parse_stack_config(raw: Mapping[str, Any], source: str) -> StackConfig:
     if problems:
         raise ConfigError(problems)
     try:
-        return StackConfig.model_validate(dict(raw))
+        return StackConfig.model_validate(dict(raw), context={"environment": raw.get("environment")})
     except ValidationError as exc:
         raise ConfigError([_problem_line(source, err) for err in exc.errors()]) from None
 

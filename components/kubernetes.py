@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.chaos import namespace_annotations as chaos_namespace_annotations
 from components.config import StackConfig
 from components.naming import platform_labels
 
@@ -20,11 +21,10 @@ def pod_security_labels(level: str) -> dict[str, str]:
 
 
 def namespace_manifest(config: StackConfig) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": config.kubernetes.namespace,
-            "labels": {**platform_labels(config), **pod_security_labels(config.kubernetes.pod_security)},
-        },
+    metadata: dict[str, Any] = {
+        "name": config.kubernetes.namespace,
+        "labels": {**platform_labels(config), **pod_security_labels(config.kubernetes.pod_security)},
     }
+    if chaos_namespace_annotations(config):
+        metadata["annotations"] = chaos_namespace_annotations(config)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}

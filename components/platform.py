@@ -8,10 +8,16 @@ import pulumi
 import pulumi_github as github
 import pulumi_kubernetes as k8s
 
+from components.admission import namespace_labels
+from components.chaos_schedules import ChaosSchedules
 from components.config import Service, StackConfig
-from components.github_repo import default_branch_ruleset_args, repository_args
+from components.github_pipeline import GitHubPipeline
+from components.github_repo import repository_args
 from components.kubernetes import namespace_manifest
 from components.naming import ServiceNames, service_names
+from components.registry_component import OciRegistry
+from components.slo_alerts import SloAlerts, SloRouting
+from components.supply_chain import ServiceSupplyChain, registry_credentials, service_supply_chain
 
 
 class DeliveryChain(pulumi.ComponentResource):
@@ -24,6 +30,7 @@ class DeliveryChain(pulumi.ComponentResource):
         service: Service,
         namespace: k8s.core.v1.Namespace,
         opts: pulumi.ResourceOptions | None = None,
+        registry: OciRegistry | None = None,
     ) -> None:
         super().__init__("roadbike:chain:DeliveryChain", name, None, opts)
         self.names: ServiceNames = service_names(config, service)
@@ -32,10 +39,28 @@ class DeliveryChain(pulumi.ComponentResource):
         self.repository = github.Repository(
             self.names.resource("repository"), opts=child, **repository_args(config, service)
         )
-        self.default_branch_ruleset = github.RepositoryRuleset(
-            self.names.resource("default-branch"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.repository]),
-            **default_branch_ruleset_args(config, service),
+        self.github = GitHubPipeline(
+            self.names.resource("github"),
+            config,
+            service,
+            self.repository,
+            registry_credentials=registry_credentials(registry),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.supply_chain: ServiceSupplyChain = service_supply_chain(
+            self, config, service, registry, [self.repository, self.github.environment]
+        )
+        self.default_branch_ruleset = self.github.default_branch_ruleset
+        self.chaos: ChaosSchedules | None = None
+        if service.chaos:
+            self.chaos = ChaosSchedules(
+                self.names.resource("chaos"),
+                config,
+                service,
+                pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            )
+        self.slo = SloAlerts(
+            self.names.resource("slo"), config, service, namespace, pulumi.ResourceOptions(parent=self)
         )
 
         self.outputs: dict[str, Any] = {
@@ -43,6 +68,8 @@ class DeliveryChain(pulumi.ComponentResource):
             "namespace": config.kubernetes.namespace,
             "version": service.version,
             "platforms": list(service.platforms),
+            **self.supply_chain.outputs,
+            "slo": self.slo.outputs,
         }
         self.register_outputs(self.outputs)
 
@@ -53,20 +80,31 @@ class DeliveryPlatform(pulumi.ComponentResource):
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("roadbike:platform:DeliveryPlatform", name, None, opts)
         manifest = namespace_manifest(config)
+        metadata = manifest["metadata"]
         self.namespace = k8s.core.v1.Namespace(
             config.kubernetes.namespace,
-            metadata=manifest["metadata"],
+            metadata={**metadata, "labels": {**metadata["labels"], **namespace_labels(config)}},
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.registry = OciRegistry("registry", config, self.namespace, pulumi.ResourceOptions(parent=self))
         self.chains = {
             service.name: DeliveryChain(
-                service.name, config, service, self.namespace, pulumi.ResourceOptions(parent=self)
+                service.name,
+                config,
+                service,
+                self.namespace,
+                pulumi.ResourceOptions(parent=self),
+                registry=self.registry,
             )
             for service in config.services
         }
+        self.slo_routing = SloRouting("slo", config, self.namespace, pulumi.ResourceOptions(parent=self))
         self.outputs: dict[str, Any] = {
             "environment": config.environment,
             "namespace": config.kubernetes.namespace,
+            "registry": self.registry.outputs,
             "services": {name: chain.outputs for name, chain in self.chains.items()},
         }
+        if config.prometheus.url:
+            self.outputs["prometheus"] = {"url": config.prometheus.url}
         self.register_outputs(self.outputs)

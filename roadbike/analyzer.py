@@ -7,6 +7,7 @@ line of its stdout, and the process is always stopped, on errors and Ctrl-C too.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import queue
@@ -36,7 +37,7 @@ ENFORCEMENT_VALUES = {v: k for k, v in ENFORCEMENT_NAMES.items()}
 SEVERITY_NAMES = {0: "", 1: "low", 2: "medium", 3: "high", 4: "critical"}
 START_TIMEOUT_SECONDS = 60.0
 # Analyze calls in flight at once: keeps the pack's worker threads busy without queueing the whole stack.
-PIPELINE_DEPTH = 16
+PIPELINE_DEPTH = 32
 
 
 class PolicyPackError(Exception):
@@ -223,74 +224,138 @@ def running_pack(pack_dir: Path, project: str, stack: str) -> Iterator[PolicyPac
         pack.stop()
 
 
+class AnalysisSession:
+    """One analysis as the engine runs it: configure the pack, then `Analyze` each resource as it
+    registers, then `AnalyzeStack` once.
+
+    `submit` may be called from any thread while the program runs; a worker thread connects to and
+    configures the pack (overlapping its start-up with the program) and keeps a bounded number of
+    `Analyze` calls in flight, so the pack works on the other core while the program registers.
+    """
+
+    def __init__(
+        self,
+        pack: PolicyPackProcess,
+        project: str,
+        stack: str,
+        policy_config: dict[str, Any],
+        policy_config_source: str = "--policy-pack-config",
+    ) -> None:
+        self.pack = pack
+        self.project, self.stack = project, stack
+        self.policy_config, self.policy_config_source = policy_config, policy_config_source
+        self._queue: queue.Queue[RecordedResource | None] = queue.Queue()
+        self._answers: list[tuple[Any, str]] = []
+        self._error: BaseException | None = None
+        self._info: Any = None
+        self._policies: list[PolicyInfo] = []
+        self._worker = threading.Thread(target=self._work, name="policy-analysis", daemon=True)
+        self._worker.start()
+
+    def submit(self, resource: RecordedResource) -> None:
+        self._queue.put(resource)
+
+    def finish(self, run: ProgramRun) -> PolicyResult:
+        """Wait for every `Analyze` answer, run `AnalyzeStack`, and gather the violations."""
+        self._queue.put(None)
+        self._worker.join()
+        if self._error is not None:
+            raise self._error
+        stack_request = analyzer_pb2.AnalyzeStackRequest(
+            resources=[_stack_resource(r) for r in run.resources]
+        )
+        answers = [*self._answers, (self.pack.stub.AnalyzeStack(stack_request), run.stack_urn)]
+        result = PolicyResult(
+            pack_name=self._info.name,
+            pack_version=read_pack_version(self.pack.pack_dir),
+            policies=self._policies,
+            analyzed_resources=len(self._answers),
+        )
+        for response, subject in answers:
+            _collect(result, response, subject)
+        result.violations.sort(key=lambda v: (v.policy, v.urn, v.message))
+        return result
+
+    def _work(self) -> None:
+        try:
+            self._configure()
+            in_flight: collections.deque[tuple[Any, str]] = collections.deque()
+            while (resource := self._queue.get()) is not None:
+                in_flight.append((self.pack.stub.Analyze.future(_analyze_request(resource)), resource.urn))
+                if len(in_flight) >= PIPELINE_DEPTH:
+                    self._take(in_flight.popleft())
+            while in_flight:
+                self._take(in_flight.popleft())
+        except BaseException as error:  # handed to the caller in finish()
+            self._error = error
+            while self._queue.get() is not None:  # let submitters finish; their resources are moot
+                pass
+
+    def _take(self, pending: tuple[Any, str]) -> None:
+        future, urn = pending
+        # A resource policy's diagnostic carries no URN: the engine attributes it to the analyzed resource.
+        self._answers.append((future.result(), urn))
+
+    def _configure(self) -> None:
+        """Handshake, GetAnalyzerInfo, Configure (policy pack config), ConfigureStack."""
+        if self.pack.stub is None:
+            self.pack.connect()
+        stub = self.pack.stub
+        try:
+            stub.Handshake(
+                analyzer_pb2.AnalyzerHandshakeRequest(
+                    engine_address="",
+                    root_directory=str(self.pack.pack_dir.parent),
+                    program_directory=str(self.pack.pack_dir),
+                )
+            )
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+        self._info = stub.GetAnalyzerInfo(empty_pb2.Empty())
+        levels = {p.name: ENFORCEMENT_NAMES.get(p.enforcementLevel, "advisory") for p in self._info.policies}
+        for name, value in self.policy_config.items():
+            if name in levels:
+                levels[name] = value if isinstance(value, str) else value.get("enforcementLevel", "mandatory")
+        self._policies = [
+            PolicyInfo(p.name, p.description, levels[p.name], SEVERITY_NAMES.get(p.severity, ""))
+            for p in self._info.policies
+        ]
+        stub.Configure(_configure_request(self.policy_config, set(levels), self.policy_config_source))
+        stub.ConfigureStack(
+            analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=self.stack, project=self.project, organization="organization", dry_run=True
+            )
+        )
+
+
+def _collect(result: PolicyResult, response: Any, subject: str) -> None:
+    for diagnostic in response.diagnostics:
+        result.violations.append(
+            Violation(
+                policy=diagnostic.policyName,
+                description=diagnostic.description,
+                message=diagnostic.message,
+                enforcement_level=ENFORCEMENT_NAMES.get(diagnostic.enforcementLevel, "advisory"),
+                urn=diagnostic.urn or subject,
+                severity=SEVERITY_NAMES.get(diagnostic.severity, ""),
+            )
+        )
+    for item in response.not_applicable:
+        result.not_applicable.setdefault(item.policy_name, []).append(item.reason)
+
+
 def analyze(
     pack: PolicyPackProcess,
     run: ProgramRun,
     policy_config: dict[str, Any],
     policy_config_source: str = "--policy-pack-config",
 ) -> PolicyResult:
-    """GetAnalyzerInfo, Configure, ConfigureStack, Analyze per resource, AnalyzeStack once."""
-    if pack.stub is None:
-        pack.connect()
-    stub = pack.stub
-    try:
-        stub.Handshake(
-            analyzer_pb2.AnalyzerHandshakeRequest(
-                engine_address="",
-                root_directory=str(pack.pack_dir.parent),
-                program_directory=str(pack.pack_dir),
-            )
-        )
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-            raise
-    info = stub.GetAnalyzerInfo(empty_pb2.Empty())
-    policies = [
-        PolicyInfo(
-            p.name,
-            p.description,
-            ENFORCEMENT_NAMES.get(p.enforcementLevel, "advisory"),
-            SEVERITY_NAMES.get(p.severity, ""),
-        )
-        for p in info.policies
-    ]
-    levels = {p.name: p.enforcement_level for p in policies}
-    for name, value in policy_config.items():
-        level = value if isinstance(value, str) else value.get("enforcementLevel", "mandatory")
-        if name in levels:
-            levels[name] = level
-    policies = [PolicyInfo(p.name, p.description, levels[p.name], p.severity) for p in policies]
-    stub.Configure(_configure_request(policy_config, set(levels), policy_config_source))
-    stub.ConfigureStack(
-        analyzer_pb2.AnalyzerStackConfigureRequest(
-            stack=run.stack, project=run.project, organization="organization", dry_run=True
-        )
-    )
-    result = PolicyResult(
-        pack_name=info.name, pack_version=read_pack_version(pack.pack_dir), policies=policies
-    )
-    responses = _analyze_each(stub, run.resources)
-    result.analyzed_resources = len(responses)
-    # A resource policy's diagnostic carries no URN: the engine attributes it to the analyzed resource.
-    answered = [(response, resource.urn) for response, resource in zip(responses, run.resources, strict=True)]
-    stack_request = analyzer_pb2.AnalyzeStackRequest(resources=[_stack_resource(r) for r in run.resources])
-    answered.append((stub.AnalyzeStack(stack_request), run.stack_urn))
-    for response, subject in answered:
-        for diagnostic in response.diagnostics:
-            result.violations.append(
-                Violation(
-                    policy=diagnostic.policyName,
-                    description=diagnostic.description,
-                    message=diagnostic.message,
-                    enforcement_level=ENFORCEMENT_NAMES.get(diagnostic.enforcementLevel, "advisory"),
-                    urn=diagnostic.urn or subject,
-                    severity=SEVERITY_NAMES.get(diagnostic.severity, ""),
-                )
-            )
-        for item in response.not_applicable:
-            result.not_applicable.setdefault(item.policy_name, []).append(item.reason)
-    result.violations.sort(key=lambda v: (v.policy, v.urn, v.message))
-    return result
+    """Analyze an already recorded run: every resource, then the stack."""
+    session = AnalysisSession(pack, run.project, run.stack, policy_config, policy_config_source)
+    for resource in run.resources:
+        session.submit(resource)
+    return session.finish(run)
 
 
 def _analyze_request(resource: RecordedResource) -> Any:
@@ -301,20 +366,6 @@ def _analyze_request(resource: RecordedResource) -> Any:
         name=resource.name,
         options=_resource_options(resource),
     )
-
-
-def _analyze_each(stub: Any, resources: list[RecordedResource]) -> list[Any]:
-    """Analyze every resource with a bounded number of calls in flight, answers kept in resource order."""
-    responses: list[Any] = [None] * len(resources)
-    in_flight: list[tuple[int, Any]] = []
-    for index, resource in enumerate(resources):
-        in_flight.append((index, stub.Analyze.future(_analyze_request(resource))))
-        if len(in_flight) >= PIPELINE_DEPTH:
-            done_index, future = in_flight.pop(0)
-            responses[done_index] = future.result()
-    for done_index, future in in_flight:
-        responses[done_index] = future.result()
-    return responses
 
 
 def _stack_resource(resource: RecordedResource) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from components.config import ConfigError
+from roadbike import verify
 from roadbike.analyzer import PolicyPackError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         "--policy-pack-config", type=Path, help="policy pack config JSON, as for pulumi preview"
     )
     plan.add_argument("--json", action="store_true", help="print a JSON summary instead of the preview")
+    verify.add_parser(commands)
     return parser
 
 
@@ -83,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "plan":
             return _plan(args)
+        if args.command == "verify":
+            return verify.run_command(args)
     except KeyboardInterrupt:
         print("error: interrupted; the policy pack was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from components.config import PROJECT, ConfigError
 from roadbike import console
-from roadbike.analyzer import PolicyResult, analyze, load_policy_config, running_pack
+from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, running_pack
 from roadbike.artifacts import all_artifacts, write_tree
 from roadbike.program import ProgramRun, run_program
 from roadbike.report import (
@@ -99,10 +99,17 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     pack_dir = (options.policy_pack_dir or project_dir / "policies").resolve()
 
     with running_pack(pack_dir, PROJECT, options.stack) as pack:
+        source = str(options.policy_pack_config or "--policy-pack-config")
+        session = AnalysisSession(pack, PROJECT, options.stack, policy_config, source)
         _progress(f"Running the program for stack {options.stack} under the mock monitor...", err)
         program_started = time.perf_counter()
         run = run_program(
-            project_dir, PROJECT, options.stack, stack_file.pulumi_config(), stack_file.secret_keys
+            project_dir,
+            PROJECT,
+            options.stack,
+            stack_file.pulumi_config(),
+            stack_file.secret_keys,
+            on_resource=session.submit,
         )
         seconds_program = time.perf_counter() - program_started
         _progress(
@@ -110,9 +117,7 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
         )
         policy_started = time.perf_counter()
         try:
-            policy = analyze(
-                pack, run, policy_config, str(options.policy_pack_config or "--policy-pack-config")
-            )
+            policy = session.finish(run)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         seconds_policy = time.perf_counter() - policy_started

@@ -80,7 +80,24 @@ MOCK_OUTPUTS: dict[str, Callable[[mocks.MockResourceArgs], dict[str, Any]]] = {
         "digest": _digest(a.typ, a.name),
         "ref": f"{(a.inputs.get('tags') or [a.name])[0]}@{_digest(a.typ, a.name)}",
     },
+    "pulumi-python:dynamic/roadbike:CosignKeyPair": lambda a: _cosign_key_pair_state(a),
 }
+
+
+def _secret(value: Any) -> dict[str, Any]:
+    return {SECRET_SIG_KEY: SECRET_SIG, "value": value}
+
+
+def _cosign_key_pair_state(args: mocks.MockResourceArgs) -> dict[str, Any]:
+    """A real P-256 key pair derived from the resource's name (cheap stand-in scrypt), private parts secret."""
+    from components.signing import stand_in_key_pair
+
+    pair = stand_in_key_pair(f"{args.typ}/{args.name}")
+    return {
+        "publicKey": pair.public_key_pem,
+        "privateKey": _secret(pair.private_key_pem),
+        "password": _secret(args.inputs.get("password", "")),
+    }
 
 
 class PlanMocks(mocks.Mocks):
@@ -98,10 +115,13 @@ class PlanMocks(mocks.Mocks):
 class RecordingMonitor(mocks.MockMonitor):
     """The mock monitor, keeping every registration request as the engine would see it."""
 
-    def __init__(self, mocks_: mocks.Mocks) -> None:
+    def __init__(
+        self, mocks_: mocks.Mocks, on_resource: Callable[[RecordedResource], None] | None = None
+    ) -> None:
         super().__init__(mocks_)
         self.recorded: list[RecordedResource] = []
         self.ids: dict[str, str] = {}
+        self.on_resource = on_resource
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine makes them: the parent's full type chain, the root stack left out."""
@@ -118,19 +138,21 @@ class RecordingMonitor(mocks.MockMonitor):
             return response
         self.ids[response.urn] = response.id or response.urn
         props = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
-        self.recorded.append(
-            RecordedResource(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                custom=bool(request.custom),
-                parent=request.parent,
-                dependencies=sorted(set(request.dependencies)),
-                property_dependencies={k: sorted(v.urns) for k, v in request.propertyDependencies.items()},
-                inputs=props,
-                provider=request.provider,
-            )
+        recorded = RecordedResource(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent,
+            dependencies=sorted(set(request.dependencies)),
+            property_dependencies={k: sorted(v.urns) for k, v in request.propertyDependencies.items()},
+            # Referenced resources are registered before their dependents, so their ids are known here.
+            inputs=_resolve_refs(props, self.ids),
+            provider=request.provider,
         )
+        self.recorded.append(recorded)
+        if self.on_resource is not None:
+            self.on_resource(recorded)
         return response
 
 
@@ -156,13 +178,17 @@ def run_program(
     stack: str,
     config: dict[str, str],
     secret_keys: list[str],
+    on_resource: Callable[[RecordedResource], None] | None = None,
 ) -> ProgramRun:
     """Run `<program_dir>/__main__.py` under the recording monitor.
 
-    Pulumi keeps its runtime settings in context variables: running in a copied context leaves the
-    caller's settings (and any other run's) untouched.
+    `on_resource` sees each resource as it registers (from the SDK's worker threads), as the engine
+    hands each one to its analyzers. Pulumi keeps its runtime settings in context variables: running in a
+    copied context leaves the caller's settings (and any other run's) untouched.
     """
-    return contextvars.copy_context().run(_run_program, program_dir, project, stack, config, secret_keys)
+    return contextvars.copy_context().run(
+        _run_program, program_dir, project, stack, config, secret_keys, on_resource
+    )
 
 
 def _run_main(path: str) -> None:
@@ -170,11 +196,16 @@ def _run_main(path: str) -> None:
 
 
 def _run_program(
-    program_dir: Path, project: str, stack: str, config: dict[str, str], secret_keys: list[str]
+    program_dir: Path,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    on_resource: Callable[[RecordedResource], None] | None,
 ) -> ProgramRun:
     settings = pulumi.runtime.settings
     saved_path = list(sys.path)
-    monitor = RecordingMonitor(PlanMocks())
+    monitor = RecordingMonitor(PlanMocks(), on_resource)
     try:
         settings.ROOT.set(None)
         mocks.set_mocks(PlanMocks(), project=project, stack=stack, preview=False, monitor=monitor)
@@ -188,9 +219,6 @@ def _run_program(
         outputs = _sync_await(_serialize_outputs(dict(getattr(root, "outputs", {}) or {})))
     finally:
         sys.path[:] = saved_path
-    resources = [
-        RecordedResource(**{**r.__dict__, "inputs": _resolve_refs(r.inputs, monitor.ids)})
-        for r in monitor.recorded
-    ]
+    resources = list(monitor.recorded)
     stack_urn = monitor.make_urn("", STACK_TYPE, f"{project}-{stack}")
     return ProgramRun(project=project, stack=stack, resources=resources, outputs=outputs, stack_urn=stack_urn)

@@ -10,16 +10,28 @@ REDACTED = "[secret]"
 
 
 def redact(value: Any) -> Any:
-    """Replace every secret-wrapped value by `[secret]`; integral floats (protobuf numbers) become ints."""
+    """Replace every secret-wrapped value by `[secret]`; integral floats (protobuf numbers) become ints.
+
+    A secret map or list keeps its shape (`stringData: {htpasswd: "[secret]"}`), so a redacted object still
+    reads, and validates, as the kind of object it is.
+    """
     if isinstance(value, dict):
         if value.get(SECRET_SIG_KEY) == SECRET_SIG:
-            return REDACTED
+            return _redacted_shape(value.get("value"))
         return {k: redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _redacted_shape(value: Any) -> Any:
+    if isinstance(value, dict) and value.get(SECRET_SIG_KEY) != SECRET_SIG:
+        return {k: _redacted_shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted_shape(v) for v in value]
+    return REDACTED
 
 
 def secret_texts(value: Any, found: set[str] | None = None) -> set[str]:

@@ -12,7 +12,8 @@ def secret(value: object) -> dict:
 
 def test_redact_replaces_nested_secrets_and_normalises_numbers() -> None:
     document = {"a": secret("hunter22"), "b": [1.0, secret({"k": "v"}), 2.5], "c": {"d": "plain"}}
-    assert redact(document) == {"a": REDACTED, "b": [1, REDACTED, 2.5], "c": {"d": "plain"}}
+    assert redact(document) == {"a": REDACTED, "b": [1, {"k": REDACTED}, 2.5], "c": {"d": "plain"}}
+    assert redact(secret(["x", {"y": secret("z")}])) == [REDACTED, {"y": REDACTED}]
 
 
 def test_secret_texts_and_scrub() -> None:

@@ -1,0 +1,53 @@
+"""ChaosSchedules: a service's Chaos Mesh Schedules and the namespaced RBAC that lets the deployer create them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.chaos import role_binding_manifest, role_manifest, schedule_manifests
+from components.config import Service, StackConfig
+
+
+class ChaosSchedules(pulumi.ComponentResource):
+    """One `Schedule` custom resource per chaos experiment of the service, plus its Role and RoleBinding."""
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        service: Service,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("roadbike:chaos:ChaosSchedules", name, None, opts)
+        role = role_manifest(config, service)
+        self.role = k8s.rbac.v1.Role(
+            role["metadata"]["name"],
+            metadata=role["metadata"],
+            rules=role["rules"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        binding = role_binding_manifest(config, service)
+        self.role_binding = k8s.rbac.v1.RoleBinding(
+            binding["metadata"]["name"],
+            metadata=binding["metadata"],
+            role_ref=binding["roleRef"],
+            subjects=binding["subjects"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role]),
+        )
+        manifests = schedule_manifests(config, service)
+        self.schedules = [self._schedule(manifest) for manifest in manifests]
+        self.outputs: dict[str, Any] = {"schedules": [m["metadata"]["name"] for m in manifests]}
+        self.register_outputs(self.outputs)
+
+    def _schedule(self, manifest: dict[str, Any]) -> k8s.apiextensions.CustomResource:
+        return k8s.apiextensions.CustomResource(
+            manifest["metadata"]["name"],
+            api_version=manifest["apiVersion"],
+            kind=manifest["kind"],
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_binding]),
+        )

@@ -1,0 +1,178 @@
+"""GitHubPipeline: what a service repository gets from roadbike, wrapped in pulumi-github resources.
+
+The generated workflow and Dependabot files, the default branch ruleset that requires the CI jobs, the
+stack tier's environment (release tags only; reviewers in prod) with the variables and secrets the
+release workflow reads, and the signed delivery webhook. Every value comes from the pure renderers in
+`components.workflows` and `components.github_repo`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_github as github
+import pulumi_random as random
+
+from components.config import Service, StackConfig
+from components.github_repo import (
+    default_branch_ruleset_args,
+    deployment_policy_args,
+    environment_args,
+    webhook_args,
+)
+from components.naming import ServiceNames, release_environment, service_names
+from components.workflows import (
+    CI_WORKFLOW,
+    DEPENDABOT,
+    RELEASE_WORKFLOW,
+    SECRET_REGISTRY_PASSWORD,
+    VAR_REGISTRY_USERNAME,
+    ci_required_checks,
+    render_files,
+)
+
+FILE_RESOURCE_SUFFIX = {
+    CI_WORKFLOW: "ci-workflow",
+    RELEASE_WORKFLOW: "release-workflow",
+    DEPENDABOT: "dependabot",
+}
+WEBHOOK_SECRET_LENGTH = 48
+
+
+@dataclass(frozen=True)
+class RegistryCredentials:
+    """What the release jobs log in to the registry with (the registry component's outputs)."""
+
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]
+
+
+class GitHubPipeline(pulumi.ComponentResource):
+    """The generated pipeline and the security settings of one service repository."""
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        service: Service,
+        repository: github.Repository,
+        registry_credentials: RegistryCredentials | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("roadbike:github:GitHubPipeline", name, None, opts)
+        self.names: ServiceNames = service_names(config, service)
+        on_repository = pulumi.ResourceOptions(parent=self, depends_on=[repository])
+
+        self.files = {
+            path: github.RepositoryFile(
+                self.names.resource(FILE_RESOURCE_SUFFIX[path]),
+                repository=service.repository,
+                file=path,
+                content=content,
+                commit_message=f"roadbike: regenerate {path}",
+                overwrite_on_create=True,
+                opts=on_repository,
+            )
+            for path, content in render_files(config, service).items()
+        }
+        # Created after the workflows exist, so that the checks it requires can ever report.
+        self.default_branch_ruleset = github.RepositoryRuleset(
+            self.names.resource("default-branch"),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[repository, *self.files.values()],
+                aliases=_former_parent(opts),
+            ),
+            **default_branch_ruleset_args(config, service, ci_required_checks()),
+        )
+        self.environment = self._environment(config, service, on_repository, registry_credentials)
+        # The receiver checks X-Hub-Signature-256 with it; a secret output, None without a webhook.
+        self.webhook_secret: pulumi.Output[str] | None = None
+        self.webhook = self._webhook(config, service, on_repository)
+
+        self.outputs: dict[str, Any] = {
+            "files": sorted(self.files),
+            "requiredChecks": ci_required_checks(),
+            "environment": release_environment(config),
+        }
+        self.register_outputs({**self.outputs, "webhookSecret": self.webhook_secret})
+
+    def _environment(
+        self,
+        config: StackConfig,
+        service: Service,
+        on_repository: pulumi.ResourceOptions,
+        registry_credentials: RegistryCredentials | None,
+    ) -> github.RepositoryEnvironment:
+        tier = release_environment(config)
+        environment = github.RepositoryEnvironment(
+            self.names.resource(f"environment-{tier}"),
+            opts=on_repository,
+            **environment_args(config, service),
+        )
+        in_environment = pulumi.ResourceOptions(parent=self, depends_on=[environment])
+        github.RepositoryEnvironmentDeploymentPolicy(
+            self.names.resource(f"environment-{tier}-release-tags"),
+            opts=in_environment,
+            **deployment_policy_args(config, service),
+        )
+        if registry_credentials is not None:
+            github.ActionsEnvironmentVariable(
+                self._environment_child(tier, VAR_REGISTRY_USERNAME),
+                repository=service.repository,
+                environment=tier,
+                variable_name=VAR_REGISTRY_USERNAME,
+                value=registry_credentials.username,
+                opts=in_environment,
+            )
+            github.ActionsEnvironmentSecret(
+                self._environment_child(tier, SECRET_REGISTRY_PASSWORD),
+                repository=service.repository,
+                environment=tier,
+                secret_name=SECRET_REGISTRY_PASSWORD,
+                value=pulumi.Output.secret(registry_credentials.password),
+                opts=in_environment,
+            )
+        return environment
+
+    def _environment_child(self, tier: str, name: str) -> str:
+        """e.g. `go-http-server-environment-prod-registry-password` for the secret REGISTRY_PASSWORD."""
+        return self.names.resource(f"environment-{tier}-{name.lower().replace('_', '-')}")
+
+    def _webhook(
+        self, config: StackConfig, service: Service, on_repository: pulumi.ResourceOptions
+    ) -> github.RepositoryWebhook | None:
+        args = webhook_args(config, service)
+        if args is None:
+            return None
+        secret = random.RandomPassword(
+            self.names.resource("webhook-secret"),
+            length=WEBHOOK_SECRET_LENGTH,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.webhook_secret = pulumi.Output.secret(secret.result)
+        settings = args["configuration"]
+        configuration = github.RepositoryWebhookConfigurationArgs(
+            url=settings["url"],
+            content_type=settings["content_type"],
+            insecure_ssl=settings["insecure_ssl"],
+            secret=self.webhook_secret,
+        )
+        return github.RepositoryWebhook(
+            self.names.resource("webhook"),
+            repository=args["repository"],
+            events=args["events"],
+            active=args["active"],
+            configuration=configuration,
+            opts=on_repository,
+        )
+
+
+def _former_parent(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias] | None:
+    """The default branch ruleset used to be the DeliveryChain's child: keep it, don't replace it."""
+    if opts is None or opts.parent is None:
+        return None
+    return [pulumi.Alias(parent=opts.parent)]

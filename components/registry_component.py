@@ -1,0 +1,103 @@
+"""OciRegistry: the stack's OCI registry (managed in-cluster, or external), wrapped in Kubernetes resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import registry
+from components.admission import pinned_image_policy, signing_enabled
+from components.config import StackConfig
+from components.naming import registry_host, registry_url
+from components.secret_output import secret
+
+TYPE = "roadbike:registry:OciRegistry"
+PASSWORD_LENGTH = 40
+
+
+class OciRegistry(pulumi.ComponentResource):
+    """Registry host, URL, credentials (the password is a secret) and the namespace's pull secret."""
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        namespace: k8s.core.v1.Namespace,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TYPE, name, registry.registry_props(config), opts)
+        self._in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        self.host = registry_host(config)
+        self.url = registry_url(config)
+        self.username = registry.registry_username(config)
+        self.password: pulumi.Output[str] | None = None
+        if registry.is_managed(config):
+            self.password = self._managed(config)
+        elif config.registry.password is not None:
+            self.password = secret(config.registry.password.get_secret_value())
+        self.pull_secret: str | None = None
+        if self.username is not None and self.password is not None:
+            self.pull_secret = self._pull_secret(config, self.username, self.password)
+        self.outputs: dict[str, Any] = {
+            "host": self.host,
+            "url": self.url,
+            "username": self.username,
+            "password": self.password,
+            "pullSecret": self.pull_secret,
+        }
+        self.register_outputs(self.outputs)
+
+    def _object(self, manifest: dict[str, Any]) -> pulumi.Resource:
+        name = manifest["metadata"]["name"]
+        kind = manifest["kind"]
+        body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
+        if kind == "Deployment":
+            return k8s.apps.v1.Deployment(f"{name}-deployment", opts=self._in_namespace, **body)
+        if kind == "Service":
+            return k8s.core.v1.Service(f"{name}-service", opts=self._in_namespace, **body)
+        if kind == "PersistentVolumeClaim":
+            return k8s.core.v1.PersistentVolumeClaim(f"{name}-claim", opts=self._in_namespace, **body)
+        if kind == "NetworkPolicy":
+            return k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", opts=self._in_namespace, **body)
+        if kind == "Secret":
+            return k8s.core.v1.Secret(
+                f"{name}-secret", opts=self._in_namespace, string_data=body.pop("stringData"), **body
+            )
+        return k8s.apiextensions.CustomResource(
+            f"{name}-{kind.lower()}",
+            api_version=manifest["apiVersion"],
+            kind=kind,
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=self._in_namespace,
+        )
+
+    def _managed(self, config: StackConfig) -> pulumi.Output[str]:
+        password = random.RandomPassword(
+            f"{registry.DEPLOYMENT}-password",
+            length=PASSWORD_LENGTH,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        username = registry.registry_username(config) or registry.DEFAULT_USERNAME
+        htpasswd = secret(password.bcrypt_hash).apply(
+            lambda bcrypt_hash: registry.htpasswd_line(username, bcrypt_hash)
+        )
+        self._object(registry.htpasswd_secret_manifest(config, htpasswd))
+        for manifest in registry.managed_manifests(config):
+            self._object(manifest)
+        if signing_enabled(config):
+            self._object(pinned_image_policy(config, registry.DEPLOYMENT, registry.REGISTRY_IMAGE))
+        return secret(password.result)
+
+    def _pull_secret(self, config: StackConfig, username: str, password: pulumi.Output[str]) -> str:
+        host = registry_host(config)
+        docker_config = secret(password).apply(
+            lambda value: registry.docker_config_json(host, username, value)
+        )
+        manifest = registry.pull_secret_manifest(config, docker_config)
+        self._object(manifest)
+        return str(manifest["metadata"]["name"])

@@ -1,0 +1,207 @@
+"""A small OCI distribution client: Basic or Bearer-token auth, manifests, blobs, referrers, tags.
+
+Only what `roadbike verify` reads. Content fetched by digest is checked against that digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from roadbike.transport import Transport
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+ALL_MANIFEST_TYPES = (*INDEX_TYPES, *IMAGE_MANIFEST_TYPES)
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryError(Exception):
+    """The registry answered, but not with what the distribution spec promises (bad JSON, wrong digest)."""
+
+
+def sha256_digest(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str
+    params: dict[str, str]
+
+
+def parse_challenge(header: str) -> Challenge | None:
+    """`WWW-Authenticate: Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`."""
+    scheme, _, rest = header.strip().partition(" ")
+    if not scheme:
+        return None
+    return Challenge(scheme=scheme.lower(), params=dict(CHALLENGE_PARAM.findall(rest)))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    reference: str
+    digest: str
+    media_type: str
+    document: dict[str, Any]
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+    @property
+    def descriptors(self) -> list[dict[str, Any]]:
+        key = "manifests" if self.is_index else "layers"
+        items = self.document.get(key)
+        return [d for d in items if isinstance(d, dict)] if isinstance(items, list) else []
+
+
+@dataclass
+class RegistryClient:
+    """Talks to one registry (`base_url` like `https://registry.example:5000`) with its credentials."""
+
+    transport: Transport
+    base_url: str
+    username: str | None = None
+    password: str | None = None
+    auth_scheme: str | None = None
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url.rstrip('/')}{path}"
+
+    def get(
+        self, path: str, accept: tuple[str, ...] = (), scope: str = "", method: str = "GET"
+    ) -> requests.Response:
+        """One authenticated request: answers a 401 challenge once (Basic, or a Bearer token for `scope`)."""
+        headers = {"Accept": ", ".join(accept)} if accept else {}
+        response = self._send(method, path, headers, scope)
+        if response.status_code != 401 or self.username is None:
+            return response
+        challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+        if challenge is None:
+            return response
+        self.auth_scheme = challenge.scheme
+        if challenge.scheme == "bearer":
+            token = self._token(challenge, scope)
+            if token is None:
+                return response
+            self._tokens[scope] = token
+        return self._send(method, path, headers, scope)
+
+    def _send(self, method: str, path: str, headers: dict[str, str], scope: str) -> requests.Response:
+        auth = None
+        if self.auth_scheme == "basic" and self.username is not None:
+            auth = (self.username, self.password or "")
+        elif self.auth_scheme == "bearer" and scope in self._tokens:
+            headers = {**headers, "Authorization": f"Bearer {self._tokens[scope]}"}
+        return self.transport.request(method, self.url(path), headers=headers, auth=auth)
+
+    def _token(self, challenge: Challenge, scope: str) -> str | None:
+        realm = challenge.params.get("realm")
+        if not realm:
+            return None
+        params = {k: v for k, v in challenge.params.items() if k in ("service", "scope")}
+        if scope:
+            params["scope"] = scope
+        response = self.transport.request(
+            "GET", realm, params=params, auth=(self.username or "", self.password or "")
+        )
+        if response.status_code != 200:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        token = body.get("token") or body.get("access_token")
+        return token if isinstance(token, str) else None
+
+    def ping(self) -> requests.Response:
+        return self.get("/v2/")
+
+    def manifest(
+        self, name: str, reference: str, accept: tuple[str, ...] = ALL_MANIFEST_TYPES
+    ) -> Manifest | None:
+        """The manifest at a tag or digest, None when the registry has none (404)."""
+        response = self.get(f"/v2/{name}/manifests/{quote(reference, safe=':')}", accept, _pull(name))
+        if response.status_code == 404:
+            return None
+        _expect_ok(response)
+        content = response.content
+        digest = sha256_digest(content)
+        if DIGEST.match(reference) and digest != reference:
+            raise RegistryError(f"manifest {name}@{reference} has content digest {digest}")
+        document = _json_object(content, f"manifest {name}:{reference}")
+        media_type = document.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
+        return Manifest(reference=reference, digest=digest, media_type=str(media_type), document=document)
+
+    def manifest_status(self, name: str, reference: str) -> tuple[int, str | None]:
+        """HEAD a manifest: the status and the `Docker-Content-Digest` it names."""
+        response = self.get(
+            f"/v2/{name}/manifests/{quote(reference, safe=':')}", ALL_MANIFEST_TYPES, _pull(name), "HEAD"
+        )
+        digest = response.headers.get("Docker-Content-Digest")
+        if response.status_code == 200 and not digest:  # the header is optional: hash the content
+            manifest = self.manifest(name, reference)
+            digest = manifest.digest if manifest else None
+        return response.status_code, digest
+
+    def blob(self, name: str, digest: str, max_bytes: int = 1 << 20) -> bytes:
+        response = self.get(f"/v2/{name}/blobs/{digest}", (), _pull(name))
+        _expect_ok(response)
+        content = response.content[: max_bytes + 1]
+        if len(content) > max_bytes:
+            raise RegistryError(f"blob {name}@{digest} is larger than {max_bytes} bytes")
+        if sha256_digest(content) != digest:
+            raise RegistryError(f"blob {name}@{digest} has content digest {sha256_digest(content)}")
+        return content
+
+    def referrers(self, name: str, digest: str) -> tuple[int, list[dict[str, Any]]]:
+        """The OCI 1.1 referrers API: (status, descriptors); a 404 means the registry does not implement it."""
+        response = self.get(f"/v2/{name}/referrers/{digest}", (OCI_INDEX,), _pull(name))
+        if response.status_code != 200:
+            return response.status_code, []
+        document = _json_object(response.content, f"referrers of {name}@{digest}")
+        items = document.get("manifests")
+        return 200, [d for d in items if isinstance(d, dict)] if isinstance(items, list) else []
+
+    def tags(self, name: str) -> list[str]:
+        response = self.get(f"/v2/{name}/tags/list", (), _pull(name))
+        if response.status_code == 404:
+            return []
+        _expect_ok(response)
+        tags = _json_object(response.content, f"tags of {name}").get("tags")
+        return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def _pull(name: str) -> str:
+    return f"repository:{name}:pull"
+
+
+def _expect_ok(response: requests.Response) -> None:
+    if response.status_code != 200:
+        raise RegistryError(f"{response.request.method} {response.url}: {response.status_code}")
+
+
+def _json_object(content: bytes, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(content)
+    except ValueError:
+        raise RegistryError(f"{what} is not JSON") from None
+    if not isinstance(document, dict):
+        raise RegistryError(f"{what} is not a JSON object")
+    return document

@@ -1,0 +1,322 @@
+"""The stack outputs `roadbike verify` reads: `pulumi stack output --json --show-secrets`, or a plan.json.
+
+Only the keys the selected checks need are read; each missing, masked or malformed key is one problem
+line naming the file and the key path (exit 2), before any request is made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roadbike.oci import DIGEST
+
+CHECKS = ("registry", "images", "signatures", "rules", "probe")
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+# What `pulumi stack output --json` prints for a secret without --show-secrets, and the engine's
+# secret envelope when a raw state value slips through.
+MASKED_TEXTS = frozenset({"[secret]", "[redacted]", "********"})
+PULUMI_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+
+class InputError(Exception):
+    """Bad input (exit 2): one line per problem, naming the file and the key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class RegistryTarget:
+    host: str
+    url: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    repository: str
+    name: str
+    tag: str
+    digest: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class SloTarget:
+    rule_groups: tuple[str, ...]
+    page_alerts: tuple[str, ...]
+    ticket_alerts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    url: str
+    requests: int
+    concurrency: int
+    latency_threshold_seconds: float
+    success_ratio: float
+    error_ratio: float
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    name: str
+    platforms: tuple[str, ...] = ()
+    image: ImageTarget | None = None
+    signing_mode: str | None = None
+    slo: SloTarget | None = None
+    probe: ProbeTarget | None = None
+
+
+@dataclass(frozen=True)
+class VerifyInput:
+    registry: RegistryTarget | None
+    prometheus_url: str | None
+    services: tuple[ServiceTarget, ...]
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    outputs: Path
+    only: tuple[str, ...] = CHECKS
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    prometheus_url: str | None = None
+    ca_bundle: Path | None = None
+    probe_requests: int | None = None
+    probe_concurrency: int | None = None
+
+
+_MISSING = object()
+
+
+def _is_masked(value: Any) -> bool:
+    return (isinstance(value, str) and value in MASKED_TEXTS) or (
+        isinstance(value, dict) and PULUMI_SECRET_SIG_KEY in value
+    )
+
+
+class _Reader:
+    """Reads typed values at key paths, collecting one problem line per bad or missing key."""
+
+    def __init__(self, display: str, root: Any, prefix: str) -> None:
+        self.display = display
+        self.root = root
+        self.prefix = prefix
+        self.problems: list[str] = []
+
+    def problem(self, path: Sequence[str], text: str) -> None:
+        self.problems.append(f"{self.display}: {self.prefix}{'.'.join(path)}: {text}")
+
+    def get(self, path: Sequence[str], required: bool = True) -> Any:
+        value = self.root
+        for depth, key in enumerate(path):
+            if _is_masked(value):
+                self.problem(path[:depth], _MASKED_TEXT)
+                return _MISSING
+            if not isinstance(value, dict) or key not in value or value[key] is None:
+                if required:
+                    self.problem(path, "missing")
+                return _MISSING
+            value = value[key]
+        if _is_masked(value):
+            self.problem(path, _MASKED_TEXT)
+            return _MISSING
+        return value
+
+    def text(self, path: Sequence[str], pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
+        value = self.get(path)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, str) or not value:
+            self.problem(path, f"must be a non-empty string (got {json.dumps(value)})")
+            return None
+        if pattern is not None and not pattern.match(value):
+            self.problem(path, f"{value!r} is not {what}")
+            return None
+        return value
+
+    def number(self, path: Sequence[str], low: float, high: float, integer: bool = False) -> float | None:
+        value = self.get(path)
+        if value is _MISSING:
+            return None
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and integer and not float(value).is_integer():
+            ok = False
+        if not ok or not low <= float(value) <= high:
+            kind = "an integer" if integer else "a number"
+            self.problem(path, f"must be {kind} from {low:g} to {high:g} (got {json.dumps(value)})")
+            return None
+        return float(value)
+
+    def texts(self, path: Sequence[str]) -> tuple[str, ...] | None:
+        value = self.get(path)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            self.problem(path, f"must be a list of names (got {json.dumps(value)})")
+            return None
+        return tuple(value)
+
+
+_MASKED_TEXT = "is a masked secret; the outputs must be read with `pulumi stack output --json --show-secrets`"
+HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+def read_outputs_document(path: Path, display: str) -> tuple[Any, str]:
+    """The outputs object and the key prefix: a `pulumi stack output --json` file, or a plan.json."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError([f"{display}: not found"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError([f"{display}: unreadable: {error}"]) from None
+    except json.JSONDecodeError as error:
+        raise InputError(
+            [f"{display}: not JSON (line {error.lineno}, column {error.colno}): {error.msg}"]
+        ) from None
+    if not isinstance(document, dict):
+        raise InputError([f"{display}: must be a JSON object of stack outputs"])
+    if isinstance(document.get("outputs"), dict) and isinstance(document.get("resources"), list):
+        return document["outputs"], "outputs."
+    return document, ""
+
+
+def parse_outputs(root: Any, display: str, options: VerifyOptions, prefix: str = "") -> VerifyInput:
+    """The targets the selected checks need; every missing or bad key is one problem line (InputError)."""
+    reader = _Reader(display, root, prefix)
+    needs_registry = bool({"registry", "images", "signatures"} & set(options.only))
+    registry = _registry_target(reader) if needs_registry else None
+    prometheus_url = None
+    if "rules" in options.only:
+        prometheus_url = options.prometheus_url or _prometheus_url(reader)
+    services = _service_targets(reader, registry, options)
+    if reader.problems:
+        raise InputError(list(dict.fromkeys(reader.problems)))
+    return VerifyInput(registry=registry, prometheus_url=prometheus_url, services=services)
+
+
+def _registry_target(reader: _Reader) -> RegistryTarget | None:
+    host = reader.text(("registry", "host"))
+    url = reader.text(("registry", "url"), HTTP_URL, "an http(s) URL")
+    username = reader.text(("registry", "username"))
+    password = reader.text(("registry", "password"))
+    if host is None or url is None or username is None or password is None:
+        return None
+    return RegistryTarget(host=host, url=url.rstrip("/"), username=username, password=password)
+
+
+def _prometheus_url(reader: _Reader) -> str | None:
+    known = len(reader.problems)
+    if reader.get(("prometheus", "url"), required=False) is _MISSING:
+        if len(reader.problems) == known:
+            reader.problem(("prometheus", "url"), "missing; pass --prometheus-url for the rules check")
+        return None
+    url = reader.text(("prometheus", "url"), HTTP_URL, "an http(s) URL")
+    return url.rstrip("/") if url else None
+
+
+def _service_targets(
+    reader: _Reader, registry: RegistryTarget | None, options: VerifyOptions
+) -> tuple[ServiceTarget, ...]:
+    services = reader.get(("services",))
+    if services is _MISSING:
+        return ()
+    if not isinstance(services, dict) or not services:
+        reader.problem(("services",), "must be a non-empty mapping of service name to its outputs")
+        return ()
+    targets = tuple(_service_target(reader, name, registry, options) for name in sorted(services))
+    if options.only == ("probe",) and not any(t.probe for t in targets) and not reader.problems:
+        reader.problem(("services", "*", "probe"), "missing: no service has a probe to run")
+    return targets
+
+
+def _service_target(
+    reader: _Reader, name: str, registry: RegistryTarget | None, options: VerifyOptions
+) -> ServiceTarget:
+    base = ("services", name)
+    platforms = reader.get((*base, "platforms"), required=False)
+    image = None
+    if {"images", "signatures"} & set(options.only):
+        image = _image_target(reader, base, registry)
+    signing = reader.get((*base, "signing", "mode"), required=False)
+    slo = _slo_target(reader, base) if "rules" in options.only else None
+    probe = None
+    if "probe" in options.only and reader.get((*base, "probe"), required=False) is not _MISSING:
+        probe = _probe_target(reader, (*base, "probe"), options)
+    return ServiceTarget(
+        name=name,
+        platforms=tuple(p for p in platforms if isinstance(p, str)) if isinstance(platforms, list) else (),
+        image=image,
+        signing_mode=signing if isinstance(signing, str) else None,
+        slo=slo,
+        probe=probe,
+    )
+
+
+def _image_target(
+    reader: _Reader, base: tuple[str, ...], registry: RegistryTarget | None
+) -> ImageTarget | None:
+    path = (*base, "image")
+    repository = reader.text((*path, "repository"))
+    tag = reader.text((*path, "tag"))
+    digest = reader.text((*path, "digest"), DIGEST, "a sha256 digest (sha256:<64 hex>)")
+    ref = reader.text((*path, "ref"))
+    if repository is None or tag is None or digest is None or ref is None:
+        return None
+    if ref != f"{repository}@{digest}":
+        reader.problem((*path, "ref"), f"{ref!r} is not image.repository@image.digest")
+        return None
+    if registry is None:
+        return None
+    if not repository.startswith(f"{registry.host}/"):
+        reader.problem((*path, "repository"), f"{repository!r} is not in registry.host {registry.host!r}")
+        return None
+    return ImageTarget(
+        repository=repository,
+        name=repository.removeprefix(f"{registry.host}/"),
+        tag=tag,
+        digest=digest,
+        ref=ref,
+    )
+
+
+def _slo_target(reader: _Reader, base: tuple[str, ...]) -> SloTarget | None:
+    groups = reader.texts((*base, "slo", "ruleGroups"))
+    page = reader.texts((*base, "slo", "pageAlerts"))
+    ticket = reader.texts((*base, "slo", "ticketAlerts"))
+    if groups is None or page is None or ticket is None:
+        return None
+    return SloTarget(rule_groups=groups, page_alerts=page, ticket_alerts=ticket)
+
+
+def _probe_target(reader: _Reader, path: tuple[str, ...], options: VerifyOptions) -> ProbeTarget | None:
+    url = reader.text((*path, "url"), HTTP_URL, "an http(s) URL")
+    count = options.probe_requests or reader.number((*path, "requests"), 1, 100_000, integer=True)
+    concurrency = options.probe_concurrency or reader.number((*path, "concurrency"), 1, 1_000, integer=True)
+    latency = reader.number((*path, "latencyThresholdSeconds"), 0.000_001, 3_600)
+    success = reader.number((*path, "successRatio"), 0, 1)
+    error = reader.number((*path, "errorRatio"), 0, 1)
+    if None in (url, count, concurrency, latency, success, error):
+        return None
+    return ProbeTarget(
+        url=str(url),
+        requests=int(count or 0),
+        concurrency=int(concurrency or 0),
+        latency_threshold_seconds=float(latency or 0),
+        success_ratio=float(success or 0),
+        error_ratio=float(error or 0),
+    )
+
+
+def load_input(options: VerifyOptions, display: str | None = None) -> VerifyInput:
+    shown = display or str(options.outputs)
+    root, prefix = read_outputs_document(options.outputs, shown)
+    return parse_outputs(root, shown, options, prefix)

@@ -1,0 +1,614 @@
+"""`roadbike verify`: check the live delivery chain described by a stack's outputs.
+
+Checks (each one result per target, with evidence):
+  registry    `/v2/` answers 200 with the stack's credentials and 401 without them
+  images      each image digest is a multi-arch index listing linux/amd64 and linux/arm64 manifests that
+              exist, and the version tag points at that digest
+  signatures  a cosign signature refers to each image digest: OCI 1.1 referrers (API, else the referrers
+              tag schema `sha256-<hex>`) or the legacy `sha256-<hex>.sig` tag
+  rules       Prometheus has every SLO rule group of the service loaded, all rules healthy, every page
+              and ticket alert defined, and no page alert firing
+  probe       N requests to the service's endpoint, C at a time: p95 latency, success and error ratios
+              against the SLO thresholds (only for services with a `probe` output)
+
+Exit 0 when all pass, 1 when one fails, 2 on bad input. A network failure is a failed check, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from roadbike.oci import DIGEST, IMAGE_MANIFEST_TYPES, INDEX_TYPES, RegistryClient, RegistryError
+from roadbike.probe import evaluate_probe, run_probe
+from roadbike.stack_outputs import (
+    CHECKS,
+    DEFAULT_TIMEOUT_SECONDS,
+    HTTP_URL,
+    ImageTarget,
+    InputError,
+    ServiceTarget,
+    SloTarget,
+    VerifyInput,
+    VerifyOptions,
+    load_input,
+)
+from roadbike.transport import Deadline, HttpFailure, Progress, Transport
+
+REQUIRED_PLATFORMS = ("linux/amd64", "linux/arm64")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+COSIGN_ARTIFACT_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
+SIGNATURE_ARTIFACT_TYPES = (SIGSTORE_BUNDLE, COSIGN_ARTIFACT_SIG)
+COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+COSIGN_CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+
+
+class CheckError(Exception):
+    """A service answered, but not as a healthy one does (bad JSON, unexpected status)."""
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    name: str
+    target: str
+    passed: bool
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    service: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "service": self.service,
+            "target": self.target,
+            "passed": self.passed,
+            "message": self.message,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass
+class Context:
+    inputs: VerifyInput
+    options: VerifyOptions
+    transport: Transport
+    _rules: list[dict[str, Any]] | None = None
+    _rules_failure: HttpFailure | CheckError | None = None
+    _client: RegistryClient | None = None
+
+    @property
+    def verify(self) -> bool | str:
+        return str(self.options.ca_bundle) if self.options.ca_bundle else True
+
+    def registry_client(self) -> RegistryClient:
+        """One client per run, so a Bearer token per repository scope is fetched once."""
+        registry = self.inputs.registry
+        assert registry is not None
+        if self._client is None:
+            self._client = RegistryClient(
+                transport=self.transport,
+                base_url=registry.url,
+                username=registry.username,
+                password=registry.password,
+            )
+        return self._client
+
+
+def _guarded(name: str, target: str, label: str, run: Callable[[], CheckResult]) -> CheckResult:
+    """Runs a check; an unreachable or misbehaving server becomes a failed result with its evidence."""
+    try:
+        return run()
+    except HttpFailure as failure:
+        return CheckResult(name, target, False, f"{label}{failure}", failure.evidence())
+    except (RegistryError, CheckError) as error:
+        return CheckResult(name, target, False, f"{label}{error}", {"error": str(error)})
+
+
+# --- registry --------------------------------------------------------------------------------------
+
+
+def check_registry(ctx: Context) -> CheckResult:
+    registry = ctx.inputs.registry
+    assert registry is not None
+    url = f"{registry.url}/v2/"
+
+    def run() -> CheckResult:
+        anonymous = ctx.transport.request("GET", url)
+        client = ctx.registry_client()
+        authenticated = client.ping()
+        evidence = {
+            "url": url,
+            "statusWithCredentials": authenticated.status_code,
+            "statusWithoutCredentials": anonymous.status_code,
+            "challenge": anonymous.headers.get("WWW-Authenticate", "").split(" ", 1)[0] or None,
+            "authScheme": client.auth_scheme,
+            "username": registry.username,
+            "apiVersion": authenticated.headers.get("Docker-Distribution-Api-Version"),
+        }
+        passed = anonymous.status_code == 401 and authenticated.status_code == 200
+        message = f"{url} {authenticated.status_code} with credentials, {anonymous.status_code} without"
+        if anonymous.status_code == 200:
+            message += ": anonymous access is open"
+        elif authenticated.status_code == 401:
+            message += f": the credentials of {registry.username!r} are refused"
+        return CheckResult("registry", url, passed, message, evidence)
+
+    return _guarded("registry", url, "", run)
+
+
+# --- images ----------------------------------------------------------------------------------------
+
+
+def platform_of(descriptor: dict[str, Any]) -> str:
+    platform = descriptor.get("platform")
+    if not isinstance(platform, dict):
+        return "unknown"
+    parts = [str(platform.get("os", "unknown")), str(platform.get("architecture", "unknown"))]
+    if platform.get("variant"):
+        parts.append(str(platform["variant"]))
+    return "/".join(parts)
+
+
+def required_platforms(service: ServiceTarget) -> tuple[str, ...]:
+    extra = tuple(p for p in service.platforms if p not in REQUIRED_PLATFORMS)
+    return (*REQUIRED_PLATFORMS, *extra)
+
+
+def check_images(ctx: Context, service: ServiceTarget) -> CheckResult:
+    image = service.image
+    assert image is not None
+    label = f"{service.name}: "
+    return _guarded("images", image.ref, label, lambda: _check_image(ctx, service, image, label))
+
+
+def _check_image(ctx: Context, service: ServiceTarget, image: ImageTarget, label: str) -> CheckResult:
+    client = ctx.registry_client()
+    evidence: dict[str, Any] = {"repository": image.repository, "digest": image.digest, "tag": image.tag}
+    index = client.manifest(image.name, image.digest)
+    if index is None:
+        return CheckResult("images", image.ref, False, f"{label}digest {image.digest} not found", evidence)
+    evidence["mediaType"] = index.media_type
+    if not index.is_index:
+        message = f"{label}{image.digest} is a single {index.media_type} manifest, not a multi-arch index"
+        return CheckResult("images", image.ref, False, message, evidence)
+    listed = {platform_of(d): str(d.get("digest")) for d in index.descriptors}
+    evidence["platforms"] = listed
+    problems = []
+    missing = [p for p in required_platforms(service) if p not in listed]
+    if missing:
+        has = ", ".join(sorted(p for p in listed if p != "unknown/unknown")) or "none"
+        problems.append(f"index {image.digest} lacks {', '.join(missing)} (has {has})")
+    statuses = {
+        platform: client.manifest_status(image.name, digest)[0]
+        for platform, digest in sorted(listed.items())
+        if platform in required_platforms(service)
+    }
+    evidence["platformManifestStatus"] = statuses
+    problems += [
+        f"{p} manifest {listed[p]} is not in the registry ({s})" for p, s in statuses.items() if s != 200
+    ]
+    tag_status, tag_digest = client.manifest_status(image.name, image.tag)
+    evidence["tagStatus"], evidence["tagDigest"] = tag_status, tag_digest
+    if tag_status != 200:
+        problems.append(f"tag {image.tag} not found ({tag_status})")
+    elif tag_digest != image.digest:
+        problems.append(f"tag {image.tag} points to {tag_digest}, the outputs say {image.digest}")
+    if problems:
+        return CheckResult("images", image.ref, False, label + "; ".join(problems), evidence)
+    platforms = ", ".join(p for p in required_platforms(service))
+    message = f"{label}index {image.digest} has {platforms}; tag {image.tag} points to it"
+    return CheckResult("images", image.ref, True, message, evidence)
+
+
+# --- signatures ------------------------------------------------------------------------------------
+
+
+def referrers_tag(digest: str) -> str:
+    """The OCI 1.1 referrers tag schema: `sha256:<hex>` -> `sha256-<hex>`."""
+    return digest.replace(":", "-", 1)
+
+
+def legacy_signature_tag(digest: str) -> str:
+    """Cosign's tag-based discovery: `sha256:<hex>` -> `sha256-<hex>.sig`."""
+    return f"{referrers_tag(digest)}.sig"
+
+
+def signature_referrers(descriptors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in descriptors if d.get("artifactType") in SIGNATURE_ARTIFACT_TYPES]
+
+
+def check_signatures(ctx: Context, service: ServiceTarget) -> CheckResult:
+    image = service.image
+    assert image is not None
+    label = f"{service.name}: "
+    return _guarded("signatures", image.ref, label, lambda: _check_signature(ctx, service, image, label))
+
+
+def _check_signature(ctx: Context, service: ServiceTarget, image: ImageTarget, label: str) -> CheckResult:
+    client = ctx.registry_client()
+    tried: dict[str, Any] = {}
+    evidence: dict[str, Any] = {"digest": image.digest, "signingMode": service.signing_mode, "tried": tried}
+    api_status, descriptors = client.referrers(image.name, image.digest)
+    tried["referrersApi"] = api_status
+    form = "referrers API"
+    if api_status != 200:
+        index = client.manifest(image.name, referrers_tag(image.digest), INDEX_TYPES)
+        tried["referrersTag"] = 200 if index else 404
+        descriptors = index.descriptors if index and index.is_index else []
+        form = f"referrers tag {referrers_tag(image.digest)}"
+    for descriptor in signature_referrers(descriptors):
+        found = _referrer_signature(client, image, descriptor)
+        if found:
+            evidence.update(found, form=form)
+            message = f"{label}cosign signature {found['signature']} ({form}) refers to {image.digest}"
+            return CheckResult("signatures", image.ref, True, message, evidence)
+    legacy = _legacy_signature(client, image, tried)
+    if legacy:
+        evidence.update(legacy, form="legacy tag")
+        message = (
+            f"{label}cosign signature {legacy['signature']} (legacy tag {legacy_signature_tag(image.digest)}) "
+            f"signs {image.digest}"
+        )
+        return CheckResult("signatures", image.ref, True, message, evidence)
+    attempts = ", ".join(f"{k} {v}" for k, v in tried.items())
+    message = f"{label}no cosign signature for {image.digest} ({attempts})"
+    return CheckResult("signatures", image.ref, False, message, evidence)
+
+
+def _referrer_signature(
+    client: RegistryClient, image: ImageTarget, descriptor: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The referrer manifest must name the image digest as its `subject` and carry a layer."""
+    digest = descriptor.get("digest")
+    if not isinstance(digest, str) or not DIGEST.match(digest):
+        return None
+    manifest = client.manifest(image.name, digest, IMAGE_MANIFEST_TYPES)
+    if manifest is None:
+        return None
+    subject = manifest.document.get("subject")
+    if not isinstance(subject, dict) or subject.get("digest") != image.digest or not manifest.descriptors:
+        return None
+    artifact_type = manifest.document.get("artifactType") or descriptor.get("artifactType")
+    return {"signature": digest, "artifactType": artifact_type, "layers": len(manifest.descriptors)}
+
+
+def _legacy_signature(
+    client: RegistryClient, image: ImageTarget, tried: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A `.sig` manifest whose simplesigning layer is signed and whose payload names the image digest."""
+    tag = legacy_signature_tag(image.digest)
+    manifest = client.manifest(image.name, tag, IMAGE_MANIFEST_TYPES)
+    tried["legacyTag"] = 200 if manifest else 404
+    if manifest is None:
+        return None
+    layers = [
+        layer
+        for layer in manifest.descriptors
+        if layer.get("mediaType") == COSIGN_SIMPLESIGNING
+        and isinstance(layer.get("annotations"), dict)
+        and layer["annotations"].get(COSIGN_SIGNATURE_ANNOTATION)
+    ]
+    tried["legacySignedLayers"] = len(layers)
+    for layer in layers[:8]:
+        digest = layer.get("digest")
+        if not isinstance(digest, str) or not DIGEST.match(digest):
+            continue
+        payload = _json_or_none(client.blob(image.name, digest))
+        signed = _get(payload, "critical", "image", "docker-manifest-digest")
+        if signed == image.digest:
+            return {
+                "signature": manifest.digest,
+                "payload": digest,
+                "signedLayers": len(layers),
+                "certificate": bool(layer["annotations"].get(COSIGN_CERTIFICATE_ANNOTATION)),
+            }
+        tried.setdefault("legacyPayloadDigests", []).append(signed)
+    return None
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _get(document: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document
+
+
+# --- rules -----------------------------------------------------------------------------------------
+
+
+def prometheus_rule_groups(ctx: Context) -> list[dict[str, Any]]:
+    """`GET /api/v1/rules`, once per run (a failure too: every service's check reports it)."""
+    if ctx._rules_failure is not None:
+        raise ctx._rules_failure
+    if ctx._rules is None:
+        try:
+            ctx._rules = _fetch_rule_groups(ctx.transport, f"{ctx.inputs.prometheus_url}/api/v1/rules")
+        except (HttpFailure, CheckError) as failure:
+            ctx._rules_failure = failure
+            raise
+    return ctx._rules
+
+
+def _fetch_rule_groups(transport: Transport, url: str) -> list[dict[str, Any]]:
+    response = transport.request("GET", url)
+    if response.status_code != 200:
+        raise CheckError(f"GET {url}: {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        raise CheckError(f"GET {url}: not JSON") from None
+    groups = _get(body, "data", "groups")
+    if _get(body, "status") != "success" or not isinstance(groups, list):
+        raise CheckError(f"GET {url}: not a Prometheus rules answer")
+    return [g for g in groups if isinstance(g, dict)]
+
+
+def evaluate_rules(groups: list[dict[str, Any]], slo: SloTarget) -> tuple[bool, list[str], dict[str, Any]]:
+    """Pure: the loaded groups of `/api/v1/rules` against the service's SLO outputs."""
+    loaded = {str(g.get("name")): g for g in groups}
+    missing = [name for name in slo.rule_groups if name not in loaded]
+    rules = [
+        (name, rule)
+        for name in slo.rule_groups
+        if name in loaded
+        for rule in loaded[name].get("rules") or []
+        if isinstance(rule, dict)
+    ]
+    unhealthy = [
+        {
+            "group": group,
+            "rule": rule.get("name"),
+            "health": rule.get("health"),
+            "error": rule.get("lastError"),
+        }
+        for group, rule in rules
+        if rule.get("health") != "ok"
+    ]
+    alerts = {str(rule.get("name")): rule for _, rule in rules if rule.get("type") == "alerting"}
+    undefined = [a for a in (*slo.page_alerts, *slo.ticket_alerts) if a not in alerts]
+    firing = {
+        name: sum(
+            1 for a in alerts[name].get("alerts") or [] if isinstance(a, dict) and a.get("state") == "firing"
+        )
+        for name in slo.page_alerts
+        if name in alerts
+    }
+    firing = {name: count for name, count in firing.items() if count}
+    problems = []
+    if missing:
+        problems.append(f"rule groups not loaded: {', '.join(missing)} (Prometheus has {len(groups)} groups)")
+    for item in unhealthy:
+        why = f": {item['error']}" if item["error"] else ""
+        problems.append(f"rule {item['rule']} in {item['group']} is {item['health'] or 'unknown'}{why}")
+    if undefined:
+        problems.append(f"alerts not defined in the loaded groups: {', '.join(undefined)}")
+    if firing:
+        problems.append("page alerts firing: " + ", ".join(f"{n} ({c})" for n, c in sorted(firing.items())))
+    evidence = {
+        "ruleGroups": list(slo.rule_groups),
+        "missingGroups": missing,
+        "files": sorted({str(loaded[n].get("file")) for n in slo.rule_groups if n in loaded}),
+        "rules": len(rules),
+        "unhealthyRules": unhealthy,
+        "pageAlerts": list(slo.page_alerts),
+        "ticketAlerts": list(slo.ticket_alerts),
+        "undefinedAlerts": undefined,
+        "firingPageAlerts": firing,
+    }
+    return not problems, problems, evidence
+
+
+def check_rules(ctx: Context, service: ServiceTarget) -> CheckResult:
+    slo = service.slo
+    assert slo is not None
+    target = f"{ctx.inputs.prometheus_url}/api/v1/rules"
+    label = f"{service.name}: "
+
+    def run() -> CheckResult:
+        passed, problems, evidence = evaluate_rules(prometheus_rule_groups(ctx), slo)
+        evidence = {"prometheus": ctx.inputs.prometheus_url, **evidence}
+        if not passed:
+            return CheckResult("rules", target, False, label + "; ".join(problems), evidence)
+        message = (
+            f"{label}{len(slo.rule_groups)} rule groups loaded, {evidence['rules']} rules healthy, "
+            f"{len(slo.page_alerts)} page alerts defined, none firing"
+        )
+        return CheckResult("rules", target, True, message, evidence)
+
+    return _guarded("rules", target, label, run)
+
+
+# --- probe -----------------------------------------------------------------------------------------
+
+
+def check_probe(ctx: Context, service: ServiceTarget) -> CheckResult:
+    probe = service.probe
+    assert probe is not None
+    samples = run_probe(probe, ctx.transport.deadline, ctx.verify)
+    passed, message, evidence = evaluate_probe(samples, probe)
+    return CheckResult("probe", probe.url, passed, f"{service.name}: {message}", evidence)
+
+
+# --- run -------------------------------------------------------------------------------------------
+
+
+Check = Callable[[Context], CheckResult]
+ServiceCheck = Callable[[Context, ServiceTarget], CheckResult]
+SERVICE_CHECKS: dict[str, ServiceCheck] = {
+    "images": check_images,
+    "signatures": check_signatures,
+    "rules": check_rules,
+    "probe": check_probe,
+}
+
+
+def _for_service(check: ServiceCheck, service: ServiceTarget) -> Check:
+    def run(ctx: Context) -> CheckResult:
+        result = check(ctx, service)
+        result.service = service.name
+        return result
+
+    return run
+
+
+def _applies(name: str, service: ServiceTarget) -> bool:
+    needed = {
+        "images": service.image,
+        "signatures": service.image,
+        "rules": service.slo,
+        "probe": service.probe,
+    }
+    return needed[name] is not None
+
+
+def planned_checks(inputs: VerifyInput, only: Sequence[str]) -> list[tuple[str, str, Check]]:
+    """(check name, what it looks at, how to run it), in the order of CHECKS."""
+    planned: list[tuple[str, str, Check]] = []
+    if "registry" in only and inputs.registry:
+        planned.append(("registry", inputs.registry.url, check_registry))
+    for name, check in SERVICE_CHECKS.items():
+        if name in only:
+            planned += [(name, s.name, _for_service(check, s)) for s in inputs.services if _applies(name, s)]
+    return planned
+
+
+def run_checks(inputs: VerifyInput, options: VerifyOptions, progress: Progress) -> list[CheckResult]:
+    transport = Transport(
+        deadline=Deadline(options.timeout),
+        verify=str(options.ca_bundle) if options.ca_bundle else True,
+        progress=progress,
+    )
+    ctx = Context(inputs=inputs, options=options, transport=transport)
+    results = []
+    try:
+        for name, target, check in planned_checks(inputs, options.only):
+            progress(f"verify: {name} {target}")
+            results.append(check(ctx))
+    finally:
+        transport.close()
+    return results
+
+
+def format_line(result: CheckResult) -> str:
+    return f"{'✅' if result.passed else '❌'} {result.name:<10} {result.message}"
+
+
+def summary_line(results: Sequence[CheckResult], seconds: float) -> str:
+    failed = sum(not r.passed for r in results)
+    verdict = "all passed" if not failed else f"{failed} failed"
+    return f"verify: {len(results)} check{'s' if len(results) != 1 else ''}, {verdict} ({seconds:.1f}s)"
+
+
+def report_document(results: Sequence[CheckResult]) -> dict[str, Any]:
+    return {"checks": [r.document() for r in results], "passed": all(r.passed for r in results)}
+
+
+def verify(options: VerifyOptions, out: TextIO, err: TextIO, as_json: bool = False) -> int:
+    """The whole command: read the outputs, run the checks, print; the exit code."""
+    started = time.perf_counter()
+    try:
+        inputs = load_input(options)
+    except InputError as error:
+        for line in error.problems:
+            print(f"error: {line}", file=err)
+        return EXIT_USAGE
+
+    def progress(message: str) -> None:
+        print(message, file=err, flush=True)
+
+    results = run_checks(inputs, options, progress)
+    if as_json:
+        print(json.dumps(report_document(results), indent=2, sort_keys=True), file=out)
+    else:
+        for result in results:
+            print(format_line(result), file=out)
+        print(summary_line(results, time.perf_counter() - started), file=out)
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def add_parser(commands: Any) -> None:
+    """The `verify` subcommand's arguments (called by roadbike.cli)."""
+    parser = commands.add_parser(
+        "verify",
+        help="check the live delivery chain from the stack outputs",
+        description="Check the registry, the multi-arch images, their cosign signatures, the SLO rules in "
+        "Prometheus and the SLI probe of each service, from `pulumi stack output --json --show-secrets`. "
+        "Exit 0: all checks pass; 1: a check fails; 2: bad input or usage.",
+    )
+    parser.add_argument("--outputs", required=True, type=Path, metavar="FILE", help="stack outputs JSON")
+    parser.add_argument(
+        "--only", nargs="+", choices=CHECKS, metavar="CHECK", help=f"run only: {' '.join(CHECKS)}"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="S", help="total time budget (60)"
+    )
+    parser.add_argument("--prometheus-url", metavar="URL", help="Prometheus to ask (default: prometheus.url)")
+    parser.add_argument("--ca-bundle", type=Path, metavar="PATH", help="CA certificates to trust for TLS")
+    parser.add_argument("--probe-requests", type=int, metavar="N", help="probe requests per service")
+    parser.add_argument("--probe-concurrency", type=int, metavar="C", help="probe requests in flight")
+
+
+def options_from_args(args: argparse.Namespace) -> VerifyOptions:
+    problems = []
+    if not args.timeout > 0:
+        problems.append(f"--timeout: must be more than 0 seconds (got {args.timeout:g})")
+    for flag, value in (
+        ("--probe-requests", args.probe_requests),
+        ("--probe-concurrency", args.probe_concurrency),
+    ):
+        if value is not None and value < 1:
+            problems.append(f"{flag}: must be at least 1 (got {value})")
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        problems.append(f"--ca-bundle {args.ca_bundle}: not a file")
+    if args.prometheus_url is not None and not HTTP_URL.match(args.prometheus_url):
+        problems.append(f"--prometheus-url: {args.prometheus_url!r} is not an http(s) URL")
+    if problems:
+        raise InputError(problems)
+    return VerifyOptions(
+        outputs=args.outputs,
+        only=tuple(c for c in CHECKS if c in (args.only or CHECKS)),
+        timeout=args.timeout,
+        prometheus_url=args.prometheus_url.rstrip("/") if args.prometheus_url else None,
+        ca_bundle=args.ca_bundle,
+        probe_requests=args.probe_requests,
+        probe_concurrency=args.probe_concurrency,
+    )
+
+
+def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    try:
+        options = options_from_args(args)
+    except InputError as error:
+        for line in error.problems:
+            print(f"error: {line}", file=err)
+        return EXIT_USAGE
+    try:
+        return verify(options, out, err, as_json=args.json)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=err)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,326 @@
+"""GitHubPipeline under Pulumi's mock monitor, and what a real `roadbike plan` writes and refuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.github_repo import RELEASE_TAG_PATTERN, WEBHOOK_EVENTS
+from components.workflows import ci_required_checks, render_files
+from roadbike.program import ProgramRun, RecordedResource, is_secret, run_program
+from roadbike.stackfile import StackFile
+from tests.helpers import STACKS, parse, require_tool, roadbike, run_raw, stack_raw, write_stack
+
+PIPELINE = "roadbike:github:GitHubPipeline"
+CHAIN = "roadbike:chain:DeliveryChain"
+FILE = "github:index/repositoryFile:RepositoryFile"
+RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
+REPOSITORY = "github:index/repository:Repository"
+ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
+DEPLOYMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
+SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
+WEBHOOK = "github:index/repositoryWebhook:RepositoryWebhook"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+def of_type(run: ProgramRun, type_: str) -> list[RecordedResource]:
+    return [r for r in run.resources if r.type == type_]
+
+
+def by_name(run: ProgramRun, type_: str) -> dict[str, RecordedResource]:
+    return {r.name: r for r in of_type(run, type_)}
+
+
+@pytest.fixture(scope="module")
+def dev_run() -> ProgramRun:
+    return run_raw(stack_raw("dev"), stack="dev")
+
+
+@pytest.fixture(scope="module")
+def prod_run() -> ProgramRun:
+    return run_raw(stack_raw("prod"), stack="prod")
+
+
+def children(run: ProgramRun, parent: RecordedResource, type_: str | None = None) -> list[RecordedResource]:
+    return [r for r in run.resources if r.parent == parent.urn and type_ in (None, r.type)]
+
+
+def test_one_pipeline_per_service_under_its_chain(dev_run: ProgramRun) -> None:
+    chains = by_name(dev_run, CHAIN)
+    pipelines = by_name(dev_run, PIPELINE)
+    assert sorted(pipelines) == ["go-http-server-github", "orders-api-github"]
+    for service in ("go-http-server", "orders-api"):
+        pipeline = pipelines[f"{service}-github"]
+        assert pipeline.parent == chains[service].urn
+        own = sorted(r.type for r in children(dev_run, pipeline))
+        assert own == sorted(
+            [FILE] * 3
+            + [RULESET, ENVIRONMENT, DEPLOYMENT_POLICY, RANDOM_PASSWORD, WEBHOOK]
+            + [VARIABLE]  # the registry user name
+            + [SECRET]  # the registry password
+        )
+    assert len(of_type(dev_run, RULESET)) == len(chains), "the pipeline's ruleset replaces the chain's"
+
+
+def test_files_are_the_rendered_ones(dev_run: ProgramRun) -> None:
+    config = parse(stack_raw("dev"))
+    repository = by_name(dev_run, REPOSITORY)["orders-api-repository"]
+    files = {r.inputs["file"]: r for r in of_type(dev_run, FILE) if r.inputs["repository"] == "orders-api"}
+    rendered = render_files(config, config.services[1])
+    assert sorted(files) == sorted(rendered)
+    for path, resource in files.items():
+        assert resource.inputs["content"] == rendered[path]
+        assert resource.inputs["overwriteOnCreate"] is True
+        assert repository.urn in resource.dependencies
+
+
+def test_ruleset_requires_review_and_the_ci_jobs(dev_run: ProgramRun) -> None:
+    ruleset = by_name(dev_run, RULESET)["go-http-server-default-branch"]
+    rules = ruleset.inputs["rules"]
+    assert rules["deletion"] is True and rules["nonFastForward"] is True
+    assert rules["pullRequest"]["requiredApprovingReviewCount"] == 1
+    assert rules["pullRequest"]["dismissStaleReviewsOnPush"] is True
+    checks = rules["requiredStatusChecks"]
+    assert [c["context"] for c in checks["requiredChecks"]] == ci_required_checks()
+    assert checks["strictRequiredStatusChecksPolicy"] is True
+    assert ruleset.inputs["conditions"]["refName"]["includes"] == ["~DEFAULT_BRANCH"]
+    files = [r.urn for r in of_type(dev_run, FILE) if r.inputs["repository"] == "go-http-server"]
+    assert set(files) <= set(ruleset.dependencies), "required checks only once the workflows exist"
+
+
+def test_only_the_deploying_app_bypasses_the_ruleset(dev_run: ProgramRun) -> None:
+    assert "bypassActors" not in by_name(dev_run, RULESET)["go-http-server-default-branch"].inputs
+    raw = stack_raw("dev")
+    raw["github"]["deployerAppId"] = 987654
+    ruleset = by_name(run_raw(raw, stack="dev"), RULESET)["go-http-server-default-branch"]
+    assert ruleset.inputs["bypassActors"] == [
+        {"actorType": "Integration", "actorId": 987654, "bypassMode": "always"}
+    ]
+
+
+def test_environment_of_the_tier_takes_release_tags_only(dev_run: ProgramRun) -> None:
+    environment = by_name(dev_run, ENVIRONMENT)["go-http-server-environment-dev"]
+    assert environment.inputs["environment"] == "dev"
+    assert environment.inputs["deploymentBranchPolicy"] == {
+        "protectedBranches": False,
+        "customBranchPolicies": True,
+    }
+    assert "reviewers" not in environment.inputs
+    policy = by_name(dev_run, DEPLOYMENT_POLICY)["go-http-server-environment-dev-release-tags"]
+    assert policy.inputs == {
+        "repository": "go-http-server",
+        "environment": "dev",
+        "tagPattern": RELEASE_TAG_PATTERN,
+    }
+    for pipeline in of_type(dev_run, PIPELINE):
+        scoped = (*children(dev_run, pipeline, VARIABLE), *children(dev_run, pipeline, SECRET))
+        assert scoped and all(r.inputs["environment"] == "dev" for r in scoped)
+
+
+def test_registry_credentials_of_the_platform_reach_the_environment(dev_run: ProgramRun) -> None:
+    pipeline = by_name(dev_run, PIPELINE)["go-http-server-github"]
+    [secret] = children(dev_run, pipeline, SECRET)
+    assert secret.inputs["secretName"] == "REGISTRY_PASSWORD"
+    assert secret.inputs["environment"] == "dev"
+    assert is_secret(secret.inputs["value"])
+    [username] = [
+        r for r in children(dev_run, pipeline, VARIABLE) if r.inputs["variableName"] == "REGISTRY_USERNAME"
+    ]
+    assert isinstance(username.inputs["value"], str) and username.inputs["value"]
+
+
+def test_prod_environment_has_reviewers(prod_run: ProgramRun) -> None:
+    environment = by_name(prod_run, ENVIRONMENT)["orders-api-environment-prod"]
+    assert environment.inputs["reviewers"] == [{"users": [4242001, 4242002]}]
+    assert environment.inputs["preventSelfReview"] is True
+    assert environment.inputs["canAdminsBypass"] is False
+
+
+def test_webhook_is_signed_json_over_tls(prod_run: ProgramRun) -> None:
+    webhook = by_name(prod_run, WEBHOOK)["go-http-server-webhook"]
+    configuration = webhook.inputs["configuration"]
+    assert configuration["url"] == stack_raw("prod")["github"]["webhookUrl"]
+    assert configuration["contentType"] == "json"
+    assert configuration["insecureSsl"] is False
+    assert is_secret(configuration["secret"])
+    assert len(configuration["secret"]["value"]) == 48
+    assert webhook.inputs["events"] == list(WEBHOOK_EVENTS)
+    secret = by_name(prod_run, RANDOM_PASSWORD)["go-http-server-webhook-secret"]
+    assert secret.urn in webhook.dependencies
+    assert secret.inputs["length"] == 48 and secret.inputs["special"] is False
+
+
+def test_no_webhook_without_an_endpoint() -> None:
+    raw = stack_raw("dev")
+    del raw["github"]["webhookUrl"]
+    run = run_raw(raw, stack="dev")
+    assert of_type(run, WEBHOOK) == []
+    for pipeline in of_type(run, PIPELINE):
+        assert children(run, pipeline, RANDOM_PASSWORD) == []
+
+
+PROGRAM_WITH_CREDENTIALS = """
+import pulumi
+import pulumi_github as github
+
+from components.config import load_pulumi_config
+from components.github_pipeline import GitHubPipeline, RegistryCredentials
+
+config = load_pulumi_config()
+service = config.services[0]
+repository = github.Repository("repository", name=service.repository, vulnerability_alerts=True)
+GitHubPipeline(
+    "pipeline",
+    config,
+    service,
+    repository,
+    registry_credentials=RegistryCredentials(
+        username="robot-pusher", password=pulumi.Output.secret("registry-password-value")
+    ),
+)
+"""
+
+
+def test_registry_credentials_become_the_release_environment_login(tmp_path: Path) -> None:
+    (tmp_path / "__main__.py").write_text(PROGRAM_WITH_CREDENTIALS)
+    stack_file = StackFile(path=Path("test.yaml"), display="test.yaml", raw=stack_raw("staging"))
+    run = run_program(tmp_path, "roadbike", "test", stack_file.pulumi_config(), [])
+    [secret] = of_type(run, SECRET)
+    assert secret.inputs["secretName"] == "REGISTRY_PASSWORD"
+    assert secret.inputs["environment"] == "staging"
+    assert is_secret(secret.inputs["value"]), "secret values only as secret outputs"
+    assert secret.inputs["value"]["value"] == "registry-password-value"
+    variables = {r.inputs["variableName"]: r.inputs["value"] for r in of_type(run, VARIABLE)}
+    assert variables["REGISTRY_USERNAME"] == "robot-pusher", "a user name is no secret: GitHub would mask it"
+    [pipeline] = of_type(run, PIPELINE)
+    assert all(r.parent == pipeline.urn for r in (*of_type(run, SECRET), *of_type(run, VARIABLE)))
+
+
+# --- a real plan ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plans(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    results = {}
+    for stack in STACKS:
+        out = tmp_path_factory.mktemp(stack) / "plan"
+        results[stack] = (out, roadbike("plan", "--stack", stack, "--out", str(out)))
+    return results
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_planned_workflows_pass_zizmor_and_the_schemas(plans: dict, stack: str) -> None:
+    out, result = plans[stack]
+    assert result.returncode == 0, result.stdout + result.stderr
+    repositories = sorted((out / "github").iterdir())
+    assert [p.name for p in repositories] == sorted(s["repository"] for s in stack_raw(stack)["services"])
+    zizmor = subprocess.run(
+        [
+            require_tool("zizmor"),
+            "--offline",
+            "--persona",
+            "auditor",
+            "--collect=all",
+            "--format",
+            "json",
+            "--",
+        ]
+        + [str(p) for p in repositories],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
+    assert json.loads(zizmor.stdout) == []
+    workflows = sorted((out / "github").glob("*/.github/workflows/*.yml"))
+    assert len(workflows) == 2 * len(repositories)
+    for schema, files in (
+        ("vendor.github-workflows", workflows),
+        ("vendor.dependabot", sorted((out / "github").glob("*/.github/dependabot.yml"))),
+    ):
+        checked = subprocess.run(
+            [require_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, files)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    report = json.loads((out / "policy/report.json").read_text())
+    assert {p["name"] for p in report["policies"]} >= {
+        "workflow-actions-pinned",
+        "release-workflow-signs",
+        "default-branch-requires-ci-checks",
+        "prod-environment-reviewers",
+    }
+
+
+def webhook_secret_values(run: ProgramRun) -> list[str]:
+    return [r.inputs["configuration"]["secret"]["value"] for r in of_type(run, WEBHOOK)]
+
+
+def test_webhook_secret_never_in_clear_in_the_plan(plans: dict, prod_run: ProgramRun) -> None:
+    out, result = plans["prod"]
+    secrets = webhook_secret_values(prod_run)
+    assert len(secrets) == 2 and all(len(s) == 48 for s in secrets)
+    texts = [result.stdout, result.stderr] + [p.read_text() for p in out.rglob("*") if p.is_file()]
+    for secret in secrets:
+        assert not any(secret in text for text in texts), "a webhook secret is written in clear"
+    plan = json.loads((out / "plan.json").read_text())
+    webhooks = [r for r in plan["resources"] if r["type"] == WEBHOOK]
+    assert [w["inputs"]["configuration"]["secret"] for w in webhooks] == ["[secret]", "[secret]"]
+
+
+def plan_with(tmp_path: Path, raw: dict[str, Any]) -> tuple[subprocess.CompletedProcess[str], dict]:
+    stack_file = write_stack(tmp_path / "Pulumi.changed.yaml", raw)
+    out = tmp_path / "plan"
+    result = roadbike("plan", "--stack", "changed", "--config-file", str(stack_file), "--out", str(out))
+    report = (
+        json.loads((out / "policy/report.json").read_text()) if (out / "policy/report.json").exists() else {}
+    )
+    return result, report
+
+
+def test_signing_off_is_refused_by_the_plan(tmp_path: Path) -> None:
+    raw = stack_raw("dev")
+    raw["signing"] = {"mode": "none"}
+    result, report = plan_with(tmp_path, raw)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[mandatory]  release-workflow-signs" in result.stdout
+    violations = [v for v in report["violations"] if v["policy"] == "release-workflow-signs"]
+    assert len(violations) == len(raw["services"])
+    assert all("cosign sign" in v["message"] for v in violations)
+
+
+def test_one_platform_is_refused_by_the_plan(tmp_path: Path) -> None:
+    raw = stack_raw("staging")
+    raw["services"][1]["platforms"] = ["linux/amd64"]
+    result, report = plan_with(tmp_path, raw)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[mandatory]  release-workflow-multi-arch" in result.stdout
+    violations = [v for v in report["violations"] if v["policy"] == "release-workflow-multi-arch"]
+    assert len(violations) == 1 and "orders-api" in violations[0]["message"]
+
+
+def test_prod_without_reviewers_is_refused_by_the_plan(tmp_path: Path) -> None:
+    raw = stack_raw("prod")
+    del raw["github"]["prodReviewers"]
+    result, report = plan_with(tmp_path, raw)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[mandatory]  prod-environment-reviewers" in result.stdout
+    violations = [v for v in report["violations"] if v["policy"] == "prod-environment-reviewers"]
+    assert len(violations) == len(raw["services"])
+
+
+def test_an_http_webhook_is_refused_by_the_config(tmp_path: Path) -> None:
+    raw = stack_raw("dev")
+    raw["github"]["webhookUrl"] = "http://delivery.dev.acme.internal/github/webhook"
+    result, _ = plan_with(tmp_path, raw)
+    assert result.returncode == 2
+    assert "roadbike:github.webhookUrl" in result.stderr and "https://" in result.stderr

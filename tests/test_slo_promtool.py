@@ -1,0 +1,199 @@
+"""The rendered rules, promtool unit tests and Alertmanager config of every stack, through the real tools.
+
+`roadbike plan` writes them for each committed stack; promtool 2.42 checks and unit-tests them and amtool
+0.25 checks the Alertmanager config. The unit tests run in parallel, one promtool process per file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.slo import slo_artifacts
+from tests.helpers import STACKS, parse, require_tool, roadbike, stack_raw
+
+PROMTOOL_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Tool:
+    args: list[str]
+    returncode: int
+    output: str
+
+
+def run_all(commands: list[tuple[list[str], Path]]) -> list[Tool]:
+    """Runs the commands at once, each in its directory (promtool is single-threaded), and waits for all."""
+    processes = [
+        subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for args, cwd in commands
+    ]
+    results = []
+    for (args, _), process in zip(commands, processes, strict=True):
+        output, _ = process.communicate(timeout=PROMTOOL_TIMEOUT)
+        results.append(Tool(args, process.returncode, output))
+    return results
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = {}
+    for stack in STACKS:
+        directory = tmp_path_factory.mktemp(stack) / "plan"
+        result = roadbike("plan", "--stack", stack, "--out", str(directory))
+        assert result.returncode == 0, result.stdout + result.stderr
+        out[stack] = directory
+    return out
+
+
+@pytest.fixture(scope="module")
+def unit_tests(plans: dict[str, Path]) -> dict[Path, Tool]:
+    """`promtool test rules` on every generated test file of every stack, all in parallel."""
+    promtool = require_tool("promtool")
+    files = sorted(f for plan in plans.values() for f in (plan / "prometheus").glob("*.test.yml"))
+    assert files, "the plans wrote no promtool tests"
+    results = run_all([([promtool, "test", "rules", f.name], f.parent) for f in files])
+    return dict(zip(files, results, strict=True))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rules_file_passes_promtool_check_rules(plans: dict[str, Path], stack: str) -> None:
+    promtool = require_tool("promtool")
+    files = sorted((plans[stack] / "prometheus").glob("*.rules.yml"))
+    services_with_slos = [s["name"] for s in stack_raw(stack)["services"] if s.get("slos")]
+    assert [f.name for f in files] == sorted(f"{s}.rules.yml" for s in services_with_slos)
+    result = subprocess.run(
+        [promtool, "check", "rules", "--lint-fatal", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(files)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_generated_unit_test_passes(
+    plans: dict[str, Path], unit_tests: dict[Path, Tool], stack: str
+) -> None:
+    files = sorted((plans[stack] / "prometheus").glob("*.test.yml"))
+    assert len(files) == len([s for s in stack_raw(stack)["services"] if s.get("slos")])
+    for f in files:
+        tool = unit_tests[f]
+        assert tool.returncode == 0, f"{f.name}:\n{tool.output}"
+        assert "SUCCESS" in tool.output
+        document = yaml.safe_load(f.read_text())
+        assert document["rule_files"] == [f.name.replace(".test.yml", ".rules.yml")]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_alertmanager_config_passes_amtool(plans: dict[str, Path], stack: str) -> None:
+    amtool = require_tool("amtool")
+    config = plans[stack] / "prometheus" / "alertmanager.yml"
+    result = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 inhibit rules" in result.stdout and "2 receivers" in result.stdout
+    for severity, receiver in (("page", "slo-page"), ("ticket", "slo-ticket")):
+        routed = subprocess.run(
+            [
+                amtool,
+                "config",
+                "routes",
+                "test",
+                f"--config.file={config}",
+                f"--verify.receivers={receiver}",
+                f"severity={severity}",
+                "service=go-http-server",
+                "slo=availability",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert routed.returncode == 0, routed.stdout + routed.stderr
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rules_file_is_the_prometheus_rule_and_the_outputs_name_its_groups(
+    plans: dict[str, Path], stack: str
+) -> None:
+    plan = plans[stack]
+    outputs = json.loads((plan / "plan.json").read_text())["outputs"]["services"]
+    namespace = stack_raw(stack)["kubernetes"]["namespace"]
+    for rules_file in (plan / "prometheus").glob("*.rules.yml"):
+        service = rules_file.name.removesuffix(".rules.yml")
+        groups = yaml.safe_load(rules_file.read_text())["groups"]
+        manifest = yaml.safe_load(
+            (plan / "k8s" / namespace / f"prometheusrule-{service}-slo.yaml").read_text()
+        )
+        assert _canonical(groups) == _canonical(manifest["spec"]["groups"])
+        assert outputs[service]["slo"]["ruleGroups"] == [g["name"] for g in groups]
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def test_unit_tests_fail_when_the_page_threshold_is_wrong(plans: dict[str, Path], tmp_path: Path) -> None:
+    """The generated tests can fail: a page that needs twice the burn does not fire in time."""
+    promtool = require_tool("promtool")
+    source = plans[STACKS[0]] / "prometheus"
+    rules = (source / "orders-api.rules.yml").read_text()
+    assert "> 0.0144\n" in rules
+    (tmp_path / "orders-api.rules.yml").write_text(rules.replace("> 0.0144\n", "> 0.0288\n"))
+    (tmp_path / "orders-api.test.yml").write_text((source / "orders-api.test.yml").read_text())
+    result = subprocess.run(
+        [promtool, "test", "rules", "orders-api.test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "OrdersApiAvailabilityBurnRatePage" in result.stdout + result.stderr
+
+
+def test_unusual_slis_render_rules_and_tests_that_pass(tmp_path: Path) -> None:
+    """Other selectors and objectives: separate error counters, regex codes, 99.99%, a 1 s bucket."""
+    promtool = require_tool("promtool")
+    raw = stack_raw("dev")
+    raw["services"][0]["slos"] = [
+        {
+            "name": "errors",
+            "objective": 99.99,
+            "sli": {"type": "ratio", "errors": "app_errors_total", "total": "app_requests_total"},
+        },
+        {
+            "name": "grpc",
+            "objective": 99.2,
+            "sli": {
+                "type": "ratio",
+                "errors": 'grpc_server_handled_total{grpc_code=~"Unavailable|Internal",grpc_service="shop.Orders"}',
+                "total": 'grpc_server_handled_total{grpc_service="shop.Orders"}',
+            },
+        },
+        {
+            "name": "slow",
+            "objective": 99,
+            "sli": {"type": "latency", "histogram": "rpc_duration_seconds", "thresholdSeconds": 1},
+        },
+    ]
+    files = slo_artifacts(parse(raw))
+    for relative, text in files.items():
+        (tmp_path / Path(relative).name).write_text(text)
+    assert 'le="1"' in files["prometheus/go-http-server.rules.yml"]
+    checked = subprocess.run(
+        [promtool, "check", "rules", "--lint-fatal", "go-http-server.rules.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    [tested] = run_all([([promtool, "test", "rules", "go-http-server.test.yml"], tmp_path)])
+    assert tested.returncode == 0, tested.output
