@@ -125,6 +125,9 @@ class GitHubConfig(Model):
     prod_reviewers: list[int] = Field(default_factory=list, alias="prodReviewers", max_length=6)
     # The GitHub App `pulumi up` runs as: it commits the generated files past the default branch ruleset.
     deployer_app_id: int | None = Field(default=None, alias="deployerAppId", gt=0)
+    # Exactly one stack per repository creates it and its repository-wide settings (dev, deployed first);
+    # every stack adds its own tier: environment, secrets, release workflow.
+    owns_repositories: bool = Field(default=True, alias="ownsRepositories")
 
     _owner = field_validator("owner")(lambda v: _check_github_name(v))
 
@@ -134,6 +137,15 @@ class GitHubConfig(Model):
         if value is not None and not value.startswith("https://"):
             raise ValueError(f"{value!r} must be an https:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _webhook_only_from_the_owner(self) -> GitHubConfig:
+        if self.webhook_url is not None and not self.owns_repositories:
+            raise ValueError(
+                "webhookUrl is a repository setting, made only by the stack that owns the repositories "
+                "(ownsRepositories: false here): set it in that stack and remove it here"
+            )
+        return self
 
 
 def _check_github_name(value: str) -> str:

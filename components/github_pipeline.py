@@ -1,9 +1,11 @@
 """GitHubPipeline: what a service repository gets from roadbike, wrapped in pulumi-github resources.
 
-The generated workflow and Dependabot files, the default branch ruleset that requires the CI jobs, the
-stack tier's environment (release tags only; reviewers in prod) with the variables and secrets the
-release workflow reads, and the signed delivery webhook. Every value comes from the pure renderers in
-`components.workflows` and `components.github_repo`.
+The stack that owns the repository (`roadbike:github.ownsRepositories`) makes what the repository has
+once: the CI and Dependabot files, the default branch ruleset that requires the CI jobs and the signed
+delivery webhook. Every stack makes its own tier: its environment (release tags only; reviewers in
+prod) with the variables and secrets the release workflow reads, and its release workflow
+`release-<tier>.yml`. Every value comes from the pure renderers in `components.workflows` and
+`components.github_repo`.
 """
 
 from __future__ import annotations
@@ -26,19 +28,24 @@ from components.naming import ServiceNames, release_environment, service_names
 from components.workflows import (
     CI_WORKFLOW,
     DEPENDABOT,
-    RELEASE_WORKFLOW,
     SECRET_REGISTRY_PASSWORD,
     VAR_REGISTRY_USERNAME,
     ci_required_checks,
+    release_workflow_path,
     render_files,
 )
 
-FILE_RESOURCE_SUFFIX = {
-    CI_WORKFLOW: "ci-workflow",
-    RELEASE_WORKFLOW: "release-workflow",
-    DEPENDABOT: "dependabot",
-}
 WEBHOOK_SECRET_LENGTH = 48
+
+
+def file_resource_suffix(config: StackConfig, path: str) -> str:
+    """e.g. `ci-workflow`, or `release-workflow-prod` for the tier's release workflow."""
+    suffixes = {
+        CI_WORKFLOW: "ci-workflow",
+        DEPENDABOT: "dependabot",
+        release_workflow_path(config): f"release-workflow-{release_environment(config)}",
+    }
+    return suffixes[path]
 
 
 @dataclass(frozen=True)
@@ -50,24 +57,29 @@ class RegistryCredentials:
 
 
 class GitHubPipeline(pulumi.ComponentResource):
-    """The generated pipeline and the security settings of one service repository."""
+    """The generated pipeline and the security settings of one service repository.
+
+    `repository`: the Repository when this stack creates it; None when it only names it (a stack that
+    does not own the repository deploys after the one that does, so it exists).
+    """
 
     def __init__(
         self,
         name: str,
         config: StackConfig,
         service: Service,
-        repository: github.Repository,
+        repository: github.Repository | None,
         registry_credentials: RegistryCredentials | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("roadbike:github:GitHubPipeline", name, None, opts)
         self.names: ServiceNames = service_names(config, service)
-        on_repository = pulumi.ResourceOptions(parent=self, depends_on=[repository])
+        created = [repository] if repository is not None else []
+        on_repository = pulumi.ResourceOptions(parent=self, depends_on=created)
 
         self.files = {
             path: github.RepositoryFile(
-                self.names.resource(FILE_RESOURCE_SUFFIX[path]),
+                self.names.resource(file_resource_suffix(config, path)),
                 repository=service.repository,
                 file=path,
                 content=content,
@@ -77,24 +89,27 @@ class GitHubPipeline(pulumi.ComponentResource):
             )
             for path, content in render_files(config, service).items()
         }
-        # Created after the workflows exist, so that the checks it requires can ever report.
-        self.default_branch_ruleset = github.RepositoryRuleset(
-            self.names.resource("default-branch"),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[repository, *self.files.values()],
-                aliases=_former_parent(opts),
-            ),
-            **default_branch_ruleset_args(config, service, ci_required_checks()),
-        )
+        owns = config.github.owns_repositories
+        self.default_branch_ruleset: github.RepositoryRuleset | None = None
+        if owns:
+            # Created after the workflows exist, so that the checks it requires can ever report.
+            self.default_branch_ruleset = github.RepositoryRuleset(
+                self.names.resource("default-branch"),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[*created, *self.files.values()],
+                    aliases=_former_parent(opts),
+                ),
+                **default_branch_ruleset_args(config, service, ci_required_checks()),
+            )
         self.environment = self._environment(config, service, on_repository, registry_credentials)
         # The receiver checks X-Hub-Signature-256 with it; a secret output, None without a webhook.
         self.webhook_secret: pulumi.Output[str] | None = None
-        self.webhook = self._webhook(config, service, on_repository)
+        self.webhook = self._webhook(config, service, on_repository) if owns else None
 
         self.outputs: dict[str, Any] = {
             "files": sorted(self.files),
-            "requiredChecks": ci_required_checks(),
+            "requiredChecks": ci_required_checks() if owns else [],
             "environment": release_environment(config),
         }
         self.register_outputs({**self.outputs, "webhookSecret": self.webhook_secret})

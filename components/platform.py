@@ -36,9 +36,12 @@ class DeliveryChain(pulumi.ComponentResource):
         self.names: ServiceNames = service_names(config, service)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.repository = github.Repository(
-            self.names.resource("repository"), opts=child, **repository_args(config, service)
-        )
+        # Only the owning stack creates the repository; the others name it (`outputs.repository`).
+        self.repository: github.Repository | None = None
+        if config.github.owns_repositories:
+            self.repository = github.Repository(
+                self.names.resource("repository"), opts=child, **repository_args(config, service)
+            )
         self.github = GitHubPipeline(
             self.names.resource("github"),
             config,
@@ -48,7 +51,7 @@ class DeliveryChain(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.supply_chain: ServiceSupplyChain = service_supply_chain(
-            self, config, service, registry, [self.repository, self.github.environment]
+            self, config, service, registry, [self.github.environment]
         )
         self.default_branch_ruleset = self.github.default_branch_ruleset
         self.chaos: ChaosSchedules | None = None

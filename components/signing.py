@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.config import Service, StackConfig
-from components.workflows import RELEASE_WORKFLOW
+from components.workflows import release_workflow_path
 
 PRIVATE_KEY_PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PUBLIC_KEY_PEM_TYPE = "PUBLIC KEY"
@@ -197,12 +197,13 @@ def _regexp_literal(text: str) -> str:
 
 
 def release_workflow_identity(config: StackConfig, service: Service) -> str:
-    """The certificate identity (a regexp) of the release workflow on a `v<SemVer>` tag.
+    """The certificate identity (a regexp) of the stack tier's release workflow on a `v<SemVer>` tag.
 
     Fulcio puts the workflow ref in the certificate, e.g.
-    `https://github.com/acme/orders-api/.github/workflows/release.yml@refs/tags/v2.0.0`.
+    `https://github.com/acme/orders-api/.github/workflows/release-prod.yml@refs/tags/v2.0.0`: only the
+    tier's own workflow, which signs in the tier's environment, can sign for the tier.
     """
-    workflow = _regexp_literal(f"{config.github.owner}/{service.repository}/{RELEASE_WORKFLOW}")
+    workflow = _regexp_literal(f"{config.github.owner}/{service.repository}/{release_workflow_path(config)}")
     return rf"^https://github\.com/{workflow}@refs/tags/v[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$"
 
 

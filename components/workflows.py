@@ -21,8 +21,8 @@ from components.config import SEMVER, Service, StackConfig
 from components.github_repo import DEFAULT_BRANCH
 from components.naming import image_repository, registry_host, release_environment
 
-CI_WORKFLOW = ".github/workflows/ci.yml"
-RELEASE_WORKFLOW = ".github/workflows/release.yml"
+WORKFLOW_DIRECTORY = ".github/workflows/"
+CI_WORKFLOW = WORKFLOW_DIRECTORY + "ci.yml"
 DEPENDABOT = ".github/dependabot.yml"
 
 # action -> (full commit SHA of the tag, the tag). Refresh with `git ls-remote --tags` (peeled `^{}` lines).
@@ -98,13 +98,34 @@ def ci_required_checks() -> list[str]:
     return list(CI_JOBS)
 
 
-def render_files(config: StackConfig, service: Service) -> dict[str, str]:
-    """Repository path -> file content, for every file roadbike commits to the service repository."""
+def release_workflow_name(config: StackConfig) -> str:
+    """The stack tier's release workflow, e.g. `release-prod`: every tier releases each tag in its own
+    workflow, gated by its own environment. Distinct names keep the tiers' concurrency groups apart."""
+    return f"release-{release_environment(config)}"
+
+
+def release_workflow_path(config: StackConfig) -> str:
+    """e.g. `.github/workflows/release-prod.yml`; the keyless signing identity names this file."""
+    return f"{WORKFLOW_DIRECTORY}{release_workflow_name(config)}.yml"
+
+
+def repository_files(config: StackConfig, service: Service) -> dict[str, str]:
+    """The files of the repository as a whole (CI, Dependabot), committed by the stack that owns it."""
     return {
         CI_WORKFLOW: to_yaml(ci_workflow(config, service), _header(config)),
-        RELEASE_WORKFLOW: to_yaml(release_workflow(config, service), _header(config)),
         DEPENDABOT: to_yaml(dependabot_config(config, service), _header(config)),
     }
+
+
+def tier_files(config: StackConfig, service: Service) -> dict[str, str]:
+    """The stack tier's own files, committed by every stack: its release workflow."""
+    return {release_workflow_path(config): to_yaml(release_workflow(config, service), _header(config))}
+
+
+def render_files(config: StackConfig, service: Service) -> dict[str, str]:
+    """Repository path -> file content, for every file this stack commits to the service repository."""
+    owned = repository_files(config, service) if config.github.owns_repositories else {}
+    return {**owned, **tier_files(config, service)}
 
 
 def _header(config: StackConfig) -> str:
@@ -615,7 +636,7 @@ def release_workflow(config: StackConfig, service: Service) -> dict[str, Any]:
     for platform in service.platforms:
         jobs[image_job_name(platform)] = _image_job(config, service, platform)
     jobs[RELEASE_PUBLISH] = _publish_job(config, service)
-    return _workflow("release", {"push": {"tags": ["v*"]}}, jobs)
+    return _workflow(release_workflow_name(config), {"push": {"tags": ["v*"]}}, jobs)
 
 
 def dependabot_config(config: StackConfig, service: Service) -> dict[str, Any]:

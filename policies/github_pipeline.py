@@ -5,6 +5,11 @@ pinned actions, no top-level write permissions, no untrusted checkout from privi
 workflows that sign, attest an SBOM and provenance and build every architecture natively. Then: no
 plaintext secret in any committed file, signed TLS webhooks, reviewed `prod` environments, and a default
 branch that requires a review and the CI checks.
+
+A stack that does not own a repository (`roadbike:github.ownsRepositories: false`) creates neither it nor
+its ruleset nor its CI workflow: the repository policies have nothing to check there, and the CI checks
+are compared with the ruleset in the stack that owns the repository. Release workflows are recognised by
+their trigger (tags or releases), whatever their file name (`release-<tier>.yml`).
 """
 
 from __future__ import annotations
@@ -431,12 +436,22 @@ def ci_check_names(workflow: Mapping[str, Any]) -> list[str]:
 
 def _default_branch_requires_ci(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     rulesets = _active_default_branch_rulesets(args.resources)
+    created = {str(get_path(r.props, "name", default=r.name)) for r in of_type(args.resources, REPOSITORY)}
     for file in of_type(args.resources, REPOSITORY_FILE):
         workflow = workflow_of(file.props)
         names = ci_check_names(workflow) if workflow is not None else []
         if not names:
             continue
         repository = _repository_of(file)
+        if repository not in rulesets and repository not in created:
+            report_violation(
+                f"{get_path(file.props, 'file')} of repository {repository!r} runs on pull requests, but "
+                "this stack has no active default-branch ruleset of that repository to require its checks "
+                f"{', '.join(names)}: commit it from the stack that owns the repository "
+                "(roadbike:github.ownsRepositories: true), which creates the ruleset",
+                file.urn,
+            )
+            continue
         required = _required_checks(rulesets.get(repository, []), strict_only=True)
         missing = [name for name in names if name not in required]
         if missing:

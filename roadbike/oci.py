@@ -1,6 +1,7 @@
 """A small OCI distribution client: Basic or Bearer-token auth, manifests, blobs, referrers, tags.
 
-Only what `roadbike verify` reads. Content fetched by digest is checked against that digest.
+Only what `roadbike verify` reads. Content fetched by digest is checked against that digest, a manifest
+fetched by tag against the `Docker-Content-Digest` the registry names for it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 ALL_MANIFEST_TYPES = (*INDEX_TYPES, *IMAGE_MANIFEST_TYPES)
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -66,6 +68,24 @@ class Manifest:
         key = "manifests" if self.is_index else "layers"
         items = self.document.get(key)
         return [d for d in items if isinstance(d, dict)] if isinstance(items, list) else []
+
+
+@dataclass(frozen=True)
+class TagResolution:
+    """What a tag points at: the manifest (its digest checked against the content) or the status why not."""
+
+    tag: str
+    status: int
+    manifest: Manifest | None = None
+
+    @property
+    def digest(self) -> str | None:
+        return self.manifest.digest if self.manifest else None
+
+    def describe(self) -> str:
+        if self.manifest is None:
+            return f"tag {self.tag} not found ({self.status})"
+        return f"tag {self.tag} -> {self.manifest.digest}"
 
 
 @dataclass
@@ -141,13 +161,16 @@ class RegistryClient:
         if response.status_code == 404:
             return None
         _expect_ok(response)
-        content = response.content
-        digest = sha256_digest(content)
-        if DIGEST.match(reference) and digest != reference:
-            raise RegistryError(f"manifest {name}@{reference} has content digest {digest}")
-        document = _json_object(content, f"manifest {name}:{reference}")
-        media_type = document.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
-        return Manifest(reference=reference, digest=digest, media_type=str(media_type), document=document)
+        return _manifest(name, reference, response, reference if DIGEST.match(reference) else None)
+
+    def resolve_tag(self, name: str, tag: str) -> TagResolution:
+        """GET the manifest a tag points at; its content must hash to the `Docker-Content-Digest` named."""
+        response = self.get(f"/v2/{name}/manifests/{quote(tag)}", ALL_MANIFEST_TYPES, _pull(name))
+        if response.status_code == 404:
+            return TagResolution(tag=tag, status=404)
+        _expect_ok(response)
+        named = response.headers.get("Docker-Content-Digest") or None
+        return TagResolution(tag=tag, status=200, manifest=_manifest(name, tag, response, named))
 
     def manifest_status(self, name: str, reference: str) -> tuple[int, str | None]:
         """HEAD a manifest: the status and the `Docker-Content-Digest` it names."""
@@ -190,6 +213,18 @@ class RegistryClient:
 
 def _pull(name: str) -> str:
     return f"repository:{name}:pull"
+
+
+def _manifest(name: str, reference: str, response: requests.Response, expected: str | None) -> Manifest:
+    """A manifest answer; its digest is the hash of the content as served, and must be `expected` if given."""
+    content = response.content
+    digest = sha256_digest(content)
+    shown = f"{name}{'@' if DIGEST.match(reference) else ':'}{reference}"
+    if expected is not None and digest != expected:
+        raise RegistryError(f"manifest {shown} has content digest {digest}, not {expected}")
+    document = _json_object(content, f"manifest {shown}")
+    media_type = document.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
+    return Manifest(reference=reference, digest=digest, media_type=str(media_type), document=document)
 
 
 def _expect_ok(response: requests.Response) -> None:

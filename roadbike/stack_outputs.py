@@ -1,7 +1,10 @@
 """The stack outputs `roadbike verify` reads: `pulumi stack output --json --show-secrets`, or a plan.json.
 
 Only the keys the selected checks need are read; each missing, masked or malformed key is one problem
-line naming the file and the key path (exit 2), before any request is made.
+line naming the file and the key path (exit 2), before any request is made. An image's `digest` and `ref`
+are optional (the platform knows them only when it builds the image itself); without them verify checks
+the digest the tag points at in the registry. A plan masks every secret: its images are pulled without
+credentials (only the registry check needs the password).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roadbike.oci import DIGEST
+from roadbike.oci import DIGEST, TAG
 
 CHECKS = ("registry", "images", "signatures", "rules", "probe")
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -37,7 +40,7 @@ class RegistryTarget:
     host: str
     url: str
     username: str
-    password: str
+    password: str | None  # None: masked in a plan, pull anonymously
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,16 @@ class ImageTarget:
     repository: str
     name: str
     tag: str
-    digest: str
-    ref: str
+    digest: str | None = None  # None: the outputs have none, the registry resolves the tag
+    ref: str | None = None
+
+    @property
+    def tagged(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def target(self) -> str:
+        return self.ref or self.tagged
 
 
 @dataclass(frozen=True)
@@ -106,20 +117,30 @@ def _is_masked(value: Any) -> bool:
 class _Reader:
     """Reads typed values at key paths, collecting one problem line per bad or missing key."""
 
-    def __init__(self, display: str, root: Any, prefix: str) -> None:
+    def __init__(self, display: str, root: Any, prefix: str, masked_text: str) -> None:
         self.display = display
         self.root = root
         self.prefix = prefix
+        self.masked_text = masked_text
         self.problems: list[str] = []
 
     def problem(self, path: Sequence[str], text: str) -> None:
         self.problems.append(f"{self.display}: {self.prefix}{'.'.join(path)}: {text}")
 
+    def masked(self, path: Sequence[str]) -> bool:
+        """Whether the value at `path`, or one above it, is masked (no problem is recorded)."""
+        value = self.root
+        for key in path:
+            if _is_masked(value) or not isinstance(value, dict):
+                return _is_masked(value)
+            value = value.get(key)
+        return _is_masked(value)
+
     def get(self, path: Sequence[str], required: bool = True) -> Any:
         value = self.root
         for depth, key in enumerate(path):
             if _is_masked(value):
-                self.problem(path[:depth], _MASKED_TEXT)
+                self.problem(path[:depth], self.masked_text)
                 return _MISSING
             if not isinstance(value, dict) or key not in value or value[key] is None:
                 if required:
@@ -127,12 +148,18 @@ class _Reader:
                 return _MISSING
             value = value[key]
         if _is_masked(value):
-            self.problem(path, _MASKED_TEXT)
+            self.problem(path, self.masked_text)
             return _MISSING
         return value
 
-    def text(self, path: Sequence[str], pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
-        value = self.get(path)
+    def text(
+        self,
+        path: Sequence[str],
+        pattern: re.Pattern[str] | None = None,
+        what: str = "",
+        required: bool = True,
+    ) -> str | None:
+        value = self.get(path, required)
         if value is _MISSING:
             return None
         if not isinstance(value, str) or not value:
@@ -167,6 +194,10 @@ class _Reader:
 
 
 _MASKED_TEXT = "is a masked secret; the outputs must be read with `pulumi stack output --json --show-secrets`"
+_PLAN_MASKED_TEXT = (
+    "is a masked secret, as every secret in a plan; a check that needs it reads the outputs of "
+    "`pulumi stack output --json --show-secrets` after `pulumi up`"
+)
 HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
@@ -189,11 +220,18 @@ def read_outputs_document(path: Path, display: str) -> tuple[Any, str]:
     return document, ""
 
 
-def parse_outputs(root: Any, display: str, options: VerifyOptions, prefix: str = "") -> VerifyInput:
-    """The targets the selected checks need; every missing or bad key is one problem line (InputError)."""
-    reader = _Reader(display, root, prefix)
+def parse_outputs(
+    root: Any, display: str, options: VerifyOptions, prefix: str = "", from_plan: bool = False
+) -> VerifyInput:
+    """The targets the selected checks need; every missing or bad key is one problem line (InputError).
+
+    `from_plan`: the outputs of a plan, whose secrets are masked by design; the registry password is then
+    needed only by the registry check.
+    """
+    reader = _Reader(display, root, prefix, _PLAN_MASKED_TEXT if from_plan else _MASKED_TEXT)
     needs_registry = bool({"registry", "images", "signatures"} & set(options.only))
-    registry = _registry_target(reader) if needs_registry else None
+    needs_password = "registry" in options.only or not from_plan
+    registry = _registry_target(reader, needs_password) if needs_registry else None
     prometheus_url = None
     if "rules" in options.only:
         prometheus_url = options.prometheus_url or _prometheus_url(reader)
@@ -203,12 +241,13 @@ def parse_outputs(root: Any, display: str, options: VerifyOptions, prefix: str =
     return VerifyInput(registry=registry, prometheus_url=prometheus_url, services=services)
 
 
-def _registry_target(reader: _Reader) -> RegistryTarget | None:
+def _registry_target(reader: _Reader, needs_password: bool) -> RegistryTarget | None:
     host = reader.text(("registry", "host"))
     url = reader.text(("registry", "url"), HTTP_URL, "an http(s) URL")
     username = reader.text(("registry", "username"))
-    password = reader.text(("registry", "password"))
-    if host is None or url is None or username is None or password is None:
+    anonymous = not needs_password and reader.masked(("registry", "password"))
+    password = None if anonymous else reader.text(("registry", "password"))
+    if host is None or url is None or username is None or (password is None and not anonymous):
         return None
     return RegistryTarget(host=host, url=url.rstrip("/"), username=username, password=password)
 
@@ -265,13 +304,17 @@ def _image_target(
     reader: _Reader, base: tuple[str, ...], registry: RegistryTarget | None
 ) -> ImageTarget | None:
     path = (*base, "image")
+    known = len(reader.problems)
     repository = reader.text((*path, "repository"))
-    tag = reader.text((*path, "tag"))
-    digest = reader.text((*path, "digest"), DIGEST, "a sha256 digest (sha256:<64 hex>)")
-    ref = reader.text((*path, "ref"))
-    if repository is None or tag is None or digest is None or ref is None:
+    tag = reader.text((*path, "tag"), TAG, "an image tag ([A-Za-z0-9_][A-Za-z0-9._-], at most 128)")
+    digest = reader.text((*path, "digest"), DIGEST, "a sha256 digest (sha256:<64 hex>)", required=False)
+    ref = reader.text((*path, "ref"), required=False)
+    if repository is None or tag is None or len(reader.problems) > known:
         return None
-    if ref != f"{repository}@{digest}":
+    if (digest is None) != (ref is None):  # both or neither: the platform builds the image, or it does not
+        reader.problem((*path, "ref" if digest else "digest"), "missing")
+        return None
+    if digest is not None and ref != f"{repository}@{digest}":
         reader.problem((*path, "ref"), f"{ref!r} is not image.repository@image.digest")
         return None
     if registry is None:
@@ -319,4 +362,4 @@ def _probe_target(reader: _Reader, path: tuple[str, ...], options: VerifyOptions
 def load_input(options: VerifyOptions, display: str | None = None) -> VerifyInput:
     shown = display or str(options.outputs)
     root, prefix = read_outputs_document(options.outputs, shown)
-    return parse_outputs(root, shown, options, prefix)
+    return parse_outputs(root, shown, options, prefix, from_plan=bool(prefix))

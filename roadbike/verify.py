@@ -3,9 +3,11 @@
 Checks (each one result per target, with evidence):
   registry    `/v2/` answers 200 with the stack's credentials and 401 without them
   images      each image digest is a multi-arch index listing linux/amd64 and linux/arm64 manifests that
-              exist, and the version tag points at that digest
-  signatures  a cosign signature refers to each image digest: OCI 1.1 referrers (API, else the referrers
-              tag schema `sha256-<hex>`) or the legacy `sha256-<hex>.sig` tag
+              exist, and the version tag points at that digest; outputs without a digest (the service's
+              release workflow pushes the image) check the digest the tag resolves to in the registry
+  signatures  a cosign signature refers to each image digest (the same resolved digest without one in
+              the outputs): OCI 1.1 referrers (API, else the referrers tag schema `sha256-<hex>`) or the
+              legacy `sha256-<hex>.sig` tag
   rules       Prometheus has every SLO rule group of the service loaded, all rules healthy, every page
               and ticket alert defined, and no page alert firing
   probe       N requests to the service's endpoint, C at a time: p95 latency, success and error ratios
@@ -26,7 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from roadbike.oci import DIGEST, IMAGE_MANIFEST_TYPES, INDEX_TYPES, RegistryClient, RegistryError
+from roadbike.oci import (
+    DIGEST,
+    IMAGE_MANIFEST_TYPES,
+    INDEX_TYPES,
+    Manifest,
+    RegistryClient,
+    RegistryError,
+    TagResolution,
+)
 from roadbike.probe import evaluate_probe, run_probe
 from roadbike.stack_outputs import (
     CHECKS,
@@ -88,6 +98,7 @@ class Context:
     _rules: list[dict[str, Any]] | None = None
     _rules_failure: HttpFailure | CheckError | None = None
     _client: RegistryClient | None = None
+    _resolutions: dict[str, TagResolution] = field(default_factory=dict)
 
     @property
     def verify(self) -> bool | str:
@@ -101,10 +112,21 @@ class Context:
             self._client = RegistryClient(
                 transport=self.transport,
                 base_url=registry.url,
-                username=registry.username,
+                username=registry.username if registry.password is not None else None,
                 password=registry.password,
             )
         return self._client
+
+    @property
+    def anonymous(self) -> bool:
+        """A plan's masked password: images and signatures are pulled without credentials."""
+        return self.inputs.registry is not None and self.inputs.registry.password is None
+
+    def resolve_tag(self, image: ImageTarget) -> TagResolution:
+        """What the image's tag points at, asked once per run (the images and signatures checks share it)."""
+        if image.tagged not in self._resolutions:
+            self._resolutions[image.tagged] = self.registry_client().resolve_tag(image.name, image.tag)
+        return self._resolutions[image.tagged]
 
 
 def _guarded(name: str, target: str, label: str, run: Callable[[], CheckResult]) -> CheckResult:
@@ -171,26 +193,73 @@ def check_images(ctx: Context, service: ServiceTarget) -> CheckResult:
     image = service.image
     assert image is not None
     label = f"{service.name}: "
-    return _guarded("images", image.ref, label, lambda: _check_image(ctx, service, image, label))
+    return _guarded("images", image.target, label, lambda: _check_image(ctx, service, image, label))
+
+
+def _image_evidence(ctx: Context, image: ImageTarget) -> dict[str, Any]:
+    evidence: dict[str, Any] = {
+        "repository": image.repository,
+        "digest": image.digest,
+        "digestSource": "outputs" if image.digest else "tag",
+        "tag": image.tag,
+    }
+    if ctx.anonymous:
+        evidence["anonymous"] = True
+    return evidence
 
 
 def _check_image(ctx: Context, service: ServiceTarget, image: ImageTarget, label: str) -> CheckResult:
     client = ctx.registry_client()
-    evidence: dict[str, Any] = {"repository": image.repository, "digest": image.digest, "tag": image.tag}
-    index = client.manifest(image.name, image.digest)
+    evidence = _image_evidence(ctx, image)
+    resolution: TagResolution | None = None
+    if image.digest is None:  # the index the tag points at, its digest verified against its content
+        resolution = ctx.resolve_tag(image)
+        evidence.update(
+            digest=resolution.digest,
+            resolved=resolution.describe(),
+            tagStatus=resolution.status,
+            tagDigest=resolution.digest,
+        )
+        index = resolution.manifest
+        missing = f"{resolution.describe()} in {image.repository}; the outputs have no image.digest"
+    else:
+        index, missing = client.manifest(image.name, image.digest), f"digest {image.digest} not found"
     if index is None:
-        return CheckResult("images", image.ref, False, f"{label}digest {image.digest} not found", evidence)
+        return CheckResult("images", image.target, False, label + missing, evidence)
+    digest = index.digest
+    lead = f"{label}{resolution.describe()}: " if resolution else label
     evidence["mediaType"] = index.media_type
     if not index.is_index:
-        message = f"{label}{image.digest} is a single {index.media_type} manifest, not a multi-arch index"
-        return CheckResult("images", image.ref, False, message, evidence)
+        message = f"{lead}{digest} is a single {index.media_type} manifest, not a multi-arch index"
+        return CheckResult("images", image.target, False, message, evidence)
+    problems = _index_problems(client, service, image, index, evidence)
+    if resolution is None:
+        problems += _tag_problems(client, image, digest, evidence)
+    if problems:
+        return CheckResult("images", image.target, False, lead + "; ".join(problems), evidence)
+    platforms = ", ".join(p for p in required_platforms(service))
+    if resolution is not None:
+        message = f"{lead}index has {platforms}"
+    else:
+        message = f"{label}index {digest} has {platforms}; tag {image.tag} points to it"
+    return CheckResult("images", image.target, True, message, evidence)
+
+
+def _index_problems(
+    client: RegistryClient,
+    service: ServiceTarget,
+    image: ImageTarget,
+    index: Manifest,
+    evidence: dict[str, Any],
+) -> list[str]:
+    """The required platforms are listed in the index, and each of their manifests is in the registry."""
     listed = {platform_of(d): str(d.get("digest")) for d in index.descriptors}
     evidence["platforms"] = listed
     problems = []
     missing = [p for p in required_platforms(service) if p not in listed]
     if missing:
         has = ", ".join(sorted(p for p in listed if p != "unknown/unknown")) or "none"
-        problems.append(f"index {image.digest} lacks {', '.join(missing)} (has {has})")
+        problems.append(f"index {index.digest} lacks {', '.join(missing)} (has {has})")
     statuses = {
         platform: client.manifest_status(image.name, digest)[0]
         for platform, digest in sorted(listed.items())
@@ -200,17 +269,20 @@ def _check_image(ctx: Context, service: ServiceTarget, image: ImageTarget, label
     problems += [
         f"{p} manifest {listed[p]} is not in the registry ({s})" for p, s in statuses.items() if s != 200
     ]
+    return problems
+
+
+def _tag_problems(
+    client: RegistryClient, image: ImageTarget, digest: str, evidence: dict[str, Any]
+) -> list[str]:
+    """With a digest in the outputs, the version tag must point at it."""
     tag_status, tag_digest = client.manifest_status(image.name, image.tag)
     evidence["tagStatus"], evidence["tagDigest"] = tag_status, tag_digest
     if tag_status != 200:
-        problems.append(f"tag {image.tag} not found ({tag_status})")
-    elif tag_digest != image.digest:
-        problems.append(f"tag {image.tag} points to {tag_digest}, the outputs say {image.digest}")
-    if problems:
-        return CheckResult("images", image.ref, False, label + "; ".join(problems), evidence)
-    platforms = ", ".join(p for p in required_platforms(service))
-    message = f"{label}index {image.digest} has {platforms}; tag {image.tag} points to it"
-    return CheckResult("images", image.ref, True, message, evidence)
+        return [f"tag {image.tag} not found ({tag_status})"]
+    if tag_digest != digest:
+        return [f"tag {image.tag} points to {tag_digest}, the outputs say {digest}"]
+    return []
 
 
 # --- signatures ------------------------------------------------------------------------------------
@@ -234,63 +306,80 @@ def check_signatures(ctx: Context, service: ServiceTarget) -> CheckResult:
     image = service.image
     assert image is not None
     label = f"{service.name}: "
-    return _guarded("signatures", image.ref, label, lambda: _check_signature(ctx, service, image, label))
+    return _guarded("signatures", image.target, label, lambda: _check_signature(ctx, service, image, label))
 
 
 def _check_signature(ctx: Context, service: ServiceTarget, image: ImageTarget, label: str) -> CheckResult:
-    client = ctx.registry_client()
     tried: dict[str, Any] = {}
-    evidence: dict[str, Any] = {"digest": image.digest, "signingMode": service.signing_mode, "tried": tried}
-    api_status, descriptors = client.referrers(image.name, image.digest)
+    evidence = {**_image_evidence(ctx, image), "signingMode": service.signing_mode, "tried": tried}
+    digest, subject = _signed_subject(ctx, image, evidence)
+    if digest is None:
+        message = f"{label}{subject} in {image.repository}: no digest to look for signatures of"
+        return CheckResult("signatures", image.target, False, message, evidence)
+    found = _find_signature(ctx.registry_client(), image.name, digest, tried)
+    if found is None:
+        attempts = ", ".join(f"{k} {v}" for k, v in tried.items())
+        message = f"{label}no cosign signature for {subject} ({attempts})"
+        return CheckResult("signatures", image.target, False, message, evidence)
+    evidence.update(found)
+    verb = "signs" if found["form"] == "legacy tag" else "refers to"
+    where = f"legacy tag {legacy_signature_tag(digest)}" if found["form"] == "legacy tag" else found["form"]
+    message = f"{label}cosign signature {found['signature']} ({where}) {verb} {subject}"
+    return CheckResult("signatures", image.target, True, message, evidence)
+
+
+def _signed_subject(ctx: Context, image: ImageTarget, evidence: dict[str, Any]) -> tuple[str | None, str]:
+    """The digest whose signature is looked for, and how to name it: the outputs' digest, or the one the
+    tag resolves to (`tag 1.4.2 -> sha256:...`; None when the tag is not in the registry)."""
+    if image.digest is not None:
+        return image.digest, image.digest
+    resolution = ctx.resolve_tag(image)
+    evidence.update(digest=resolution.digest, resolved=resolution.describe())
+    return resolution.digest, resolution.describe()
+
+
+def _find_signature(
+    client: RegistryClient, name: str, digest: str, tried: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A referrer signature (referrers API, else the referrers tag), else a legacy `.sig` signature."""
+    api_status, descriptors = client.referrers(name, digest)
     tried["referrersApi"] = api_status
     form = "referrers API"
     if api_status != 200:
-        index = client.manifest(image.name, referrers_tag(image.digest), INDEX_TYPES)
+        index = client.manifest(name, referrers_tag(digest), INDEX_TYPES)
         tried["referrersTag"] = 200 if index else 404
         descriptors = index.descriptors if index and index.is_index else []
-        form = f"referrers tag {referrers_tag(image.digest)}"
+        form = f"referrers tag {referrers_tag(digest)}"
     for descriptor in signature_referrers(descriptors):
-        found = _referrer_signature(client, image, descriptor)
+        found = _referrer_signature(client, name, digest, descriptor)
         if found:
-            evidence.update(found, form=form)
-            message = f"{label}cosign signature {found['signature']} ({form}) refers to {image.digest}"
-            return CheckResult("signatures", image.ref, True, message, evidence)
-    legacy = _legacy_signature(client, image, tried)
-    if legacy:
-        evidence.update(legacy, form="legacy tag")
-        message = (
-            f"{label}cosign signature {legacy['signature']} (legacy tag {legacy_signature_tag(image.digest)}) "
-            f"signs {image.digest}"
-        )
-        return CheckResult("signatures", image.ref, True, message, evidence)
-    attempts = ", ".join(f"{k} {v}" for k, v in tried.items())
-    message = f"{label}no cosign signature for {image.digest} ({attempts})"
-    return CheckResult("signatures", image.ref, False, message, evidence)
+            return {**found, "form": form}
+    legacy = _legacy_signature(client, name, digest, tried)
+    return {**legacy, "form": "legacy tag"} if legacy else None
 
 
 def _referrer_signature(
-    client: RegistryClient, image: ImageTarget, descriptor: dict[str, Any]
+    client: RegistryClient, name: str, digest: str, descriptor: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The referrer manifest must name the image digest as its `subject` and carry a layer."""
-    digest = descriptor.get("digest")
-    if not isinstance(digest, str) or not DIGEST.match(digest):
+    referrer = descriptor.get("digest")
+    if not isinstance(referrer, str) or not DIGEST.match(referrer):
         return None
-    manifest = client.manifest(image.name, digest, IMAGE_MANIFEST_TYPES)
+    manifest = client.manifest(name, referrer, IMAGE_MANIFEST_TYPES)
     if manifest is None:
         return None
     subject = manifest.document.get("subject")
-    if not isinstance(subject, dict) or subject.get("digest") != image.digest or not manifest.descriptors:
+    if not isinstance(subject, dict) or subject.get("digest") != digest or not manifest.descriptors:
         return None
     artifact_type = manifest.document.get("artifactType") or descriptor.get("artifactType")
-    return {"signature": digest, "artifactType": artifact_type, "layers": len(manifest.descriptors)}
+    return {"signature": referrer, "artifactType": artifact_type, "layers": len(manifest.descriptors)}
 
 
 def _legacy_signature(
-    client: RegistryClient, image: ImageTarget, tried: dict[str, Any]
+    client: RegistryClient, name: str, digest: str, tried: dict[str, Any]
 ) -> dict[str, Any] | None:
     """A `.sig` manifest whose simplesigning layer is signed and whose payload names the image digest."""
-    tag = legacy_signature_tag(image.digest)
-    manifest = client.manifest(image.name, tag, IMAGE_MANIFEST_TYPES)
+    manifest = client.manifest(name, legacy_signature_tag(digest), IMAGE_MANIFEST_TYPES)
     tried["legacyTag"] = 200 if manifest else 404
     if manifest is None:
         return None
@@ -303,15 +392,15 @@ def _legacy_signature(
     ]
     tried["legacySignedLayers"] = len(layers)
     for layer in layers[:8]:
-        digest = layer.get("digest")
-        if not isinstance(digest, str) or not DIGEST.match(digest):
+        payload_digest = layer.get("digest")
+        if not isinstance(payload_digest, str) or not DIGEST.match(payload_digest):
             continue
-        payload = _json_or_none(client.blob(image.name, digest))
+        payload = _json_or_none(client.blob(name, payload_digest))
         signed = _get(payload, "critical", "image", "docker-manifest-digest")
-        if signed == image.digest:
+        if signed == digest:
             return {
                 "signature": manifest.digest,
-                "payload": digest,
+                "payload": payload_digest,
                 "signedLayers": len(layers),
                 "certificate": bool(layer["annotations"].get(COSIGN_CERTIFICATE_ANNOTATION)),
             }
@@ -537,6 +626,8 @@ def verify(options: VerifyOptions, out: TextIO, err: TextIO, as_json: bool = Fal
     def progress(message: str) -> None:
         print(message, file=err, flush=True)
 
+    if inputs.registry is not None and inputs.registry.password is None:
+        progress("verify: registry.password is masked in the plan: images and signatures pull anonymously")
     results = run_checks(inputs, options, progress)
     if as_json:
         print(json.dumps(report_document(results), indent=2, sort_keys=True), file=out)

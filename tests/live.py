@@ -432,6 +432,8 @@ class TokenRegistry:
     password: str
     manifests: dict[tuple[str, str], tuple[str, bytes]] = field(default_factory=dict)
     token_requests: list[str] = field(default_factory=list)
+    # (name, reference) -> the Docker-Content-Digest to name instead of the content's own (a tampering proxy)
+    named_digests: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def put(self, name: str, document: dict[str, Any], tag: str | None = None) -> dict[str, Any]:
         content = canonical(document)
@@ -511,9 +513,8 @@ class _TokenRegistryHandler(BaseHTTPRequestHandler):
             self._send(200, b"{}")
         elif len(parts) >= 3 and parts[-2] == "manifests" and (name, parts[-1]) in registry.manifests:
             media_type, content = registry.manifests[(name, parts[-1])]
-            self._send(
-                200, content, {"Content-Type": media_type, "Docker-Content-Digest": digest_of(content)}, head
-            )
+            named = registry.named_digests.get((name, parts[-1]), digest_of(content))
+            self._send(200, content, {"Content-Type": media_type, "Docker-Content-Digest": named}, head)
         elif len(parts) >= 3 and parts[-2] == "referrers":
             self._send(200, canonical(registry.referrers(name, parts[-1])), {"Content-Type": OCI_INDEX}, head)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -141,16 +142,16 @@ def test_prod_environment_has_reviewers(prod_run: ProgramRun) -> None:
     assert environment.inputs["canAdminsBypass"] is False
 
 
-def test_webhook_is_signed_json_over_tls(prod_run: ProgramRun) -> None:
-    webhook = by_name(prod_run, WEBHOOK)["go-http-server-webhook"]
+def test_webhook_is_signed_json_over_tls(dev_run: ProgramRun) -> None:
+    webhook = by_name(dev_run, WEBHOOK)["go-http-server-webhook"]
     configuration = webhook.inputs["configuration"]
-    assert configuration["url"] == stack_raw("prod")["github"]["webhookUrl"]
+    assert configuration["url"] == stack_raw("dev")["github"]["webhookUrl"]
     assert configuration["contentType"] == "json"
     assert configuration["insecureSsl"] is False
     assert is_secret(configuration["secret"])
     assert len(configuration["secret"]["value"]) == 48
     assert webhook.inputs["events"] == list(WEBHOOK_EVENTS)
-    secret = by_name(prod_run, RANDOM_PASSWORD)["go-http-server-webhook-secret"]
+    secret = by_name(dev_run, RANDOM_PASSWORD)["go-http-server-webhook-secret"]
     assert secret.urn in webhook.dependencies
     assert secret.inputs["length"] == 48 and secret.inputs["special"] is False
 
@@ -162,6 +163,91 @@ def test_no_webhook_without_an_endpoint() -> None:
     assert of_type(run, WEBHOOK) == []
     for pipeline in of_type(run, PIPELINE):
         assert children(run, pipeline, RANDOM_PASSWORD) == []
+
+
+# --- which stack owns the repository -------------------------------------------------------------
+
+
+def test_each_repository_of_the_committed_stacks_has_one_owner_deployed_first() -> None:
+    configs = {stack: parse(stack_raw(stack)) for stack in STACKS}
+    assert [stack for stack, c in configs.items() if c.github.owns_repositories] == ["dev"]
+    owned = {(configs["dev"].github.owner, s.repository) for s in configs["dev"].services}
+    for stack, config in configs.items():
+        assert {(config.github.owner, s.repository) for s in config.services} <= owned, stack
+
+
+@pytest.mark.parametrize(
+    ("stack", "secrets"),
+    [
+        ("staging", {"REGISTRY_PASSWORD", "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD"}),
+        ("prod", {"REGISTRY_PASSWORD"}),  # keyless: no key to keep
+    ],
+)
+def test_a_stack_that_does_not_own_the_repositories_adds_only_its_tier(stack: str, secrets: set[str]) -> None:
+    raw = stack_raw(stack)
+    config = parse(raw)
+    run = run_raw(raw, stack=stack)
+    assert config.github.owns_repositories is False
+    for type_ in (REPOSITORY, RULESET, WEBHOOK):
+        assert of_type(run, type_) == [], type_
+    pipelines = by_name(run, PIPELINE)
+    for service in config.services:
+        pipeline = pipelines[f"{service.name}-github"]
+        own = sorted(r.type for r in children(run, pipeline))
+        assert own == sorted([FILE, ENVIRONMENT, DEPLOYMENT_POLICY, VARIABLE, SECRET])
+        [file] = children(run, pipeline, FILE)
+        assert file.name == f"{service.name}-release-workflow-{stack}"
+        assert file.inputs["file"] == f".github/workflows/release-{stack}.yml"
+        assert file.inputs["repository"] == service.repository
+        assert file.inputs["content"] == render_files(config, service)[file.inputs["file"]]
+        environment = by_name(run, ENVIRONMENT)[f"{service.name}-environment-{stack}"]
+        assert environment.inputs["repository"] == service.repository
+        assert environment.inputs["environment"] == stack
+        # The repository is named, not created: nothing here waits for a Repository.
+        assert file.dependencies == [] and environment.dependencies == []
+        names = {
+            r.inputs["secretName"]
+            for r in of_type(run, SECRET)
+            if r.inputs["repository"] == service.repository
+        }
+        assert names == secrets
+        assert run.outputs["services"][service.name]["repository"] == f"acme/{service.repository}"
+
+
+def test_owning_the_repositories_adds_exactly_the_repository_settings(dev_run: ProgramRun) -> None:
+    raw = stack_raw("dev")
+    raw["github"]["ownsRepositories"] = False
+    del raw["github"]["webhookUrl"]
+    tier_only = run_raw(raw, stack="dev")
+    services = len(raw["services"])
+    owned_types = Counter(r.type for r in dev_run.resources)
+    tier_types = Counter(r.type for r in tier_only.resources)
+    assert owned_types - tier_types == Counter(
+        {
+            REPOSITORY: services,
+            RULESET: services,
+            FILE: 2 * services,
+            WEBHOOK: services,
+            RANDOM_PASSWORD: services,
+        }
+    )
+    assert tier_types - owned_types == Counter()
+    owned = {r.urn: r for r in dev_run.resources}
+    for tier_resource in tier_only.resources:
+        assert tier_resource.inputs == owned[tier_resource.urn].inputs, tier_resource.urn
+    assert tier_only.outputs == dev_run.outputs
+
+
+def test_ownership_defaults_to_true_and_the_webhook_belongs_to_the_owner(tmp_path: Path) -> None:
+    raw = stack_raw("dev")
+    del raw["github"]["ownsRepositories"]
+    assert parse(raw).github.owns_repositories is True
+    raw = stack_raw("staging")
+    raw["github"]["webhookUrl"] = "https://delivery.staging.acme.internal/github/webhook"
+    result, _ = plan_with(tmp_path, raw)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "roadbike:github: webhookUrl is a repository setting" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 PROGRAM_WITH_CREDENTIALS = """
@@ -219,8 +305,13 @@ def plans(
 def test_planned_workflows_pass_zizmor_and_the_schemas(plans: dict, stack: str) -> None:
     out, result = plans[stack]
     assert result.returncode == 0, result.stdout + result.stderr
+    config = parse(stack_raw(stack))
     repositories = sorted((out / "github").iterdir())
-    assert [p.name for p in repositories] == sorted(s["repository"] for s in stack_raw(stack)["services"])
+    assert [p.name for p in repositories] == sorted(s.repository for s in config.services)
+    written = sorted(str(p.relative_to(out / "github")) for p in (out / "github").rglob("*") if p.is_file())
+    assert written == sorted(
+        f"{s.repository}/{path}" for s in config.services for path in render_files(config, s)
+    )
     zizmor = subprocess.run(
         [
             require_tool("zizmor"),
@@ -240,11 +331,14 @@ def test_planned_workflows_pass_zizmor_and_the_schemas(plans: dict, stack: str) 
     assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
     assert json.loads(zizmor.stdout) == []
     workflows = sorted((out / "github").glob("*/.github/workflows/*.yml"))
-    assert len(workflows) == 2 * len(repositories)
-    for schema, files in (
-        ("vendor.github-workflows", workflows),
-        ("vendor.dependabot", sorted((out / "github").glob("*/.github/dependabot.yml"))),
-    ):
+    assert {p.name for p in workflows} == (
+        {"ci.yml", "release-dev.yml"} if stack == "dev" else {f"release-{stack}.yml"}
+    )
+    dependabot = sorted((out / "github").glob("*/.github/dependabot.yml"))
+    assert len(dependabot) == (len(repositories) if config.github.owns_repositories else 0)
+    for schema, files in (("vendor.github-workflows", workflows), ("vendor.dependabot", dependabot)):
+        if not files:
+            continue
         checked = subprocess.run(
             [require_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, files)],
             capture_output=True,
@@ -265,9 +359,9 @@ def webhook_secret_values(run: ProgramRun) -> list[str]:
     return [r.inputs["configuration"]["secret"]["value"] for r in of_type(run, WEBHOOK)]
 
 
-def test_webhook_secret_never_in_clear_in_the_plan(plans: dict, prod_run: ProgramRun) -> None:
-    out, result = plans["prod"]
-    secrets = webhook_secret_values(prod_run)
+def test_webhook_secret_never_in_clear_in_the_plan(plans: dict, dev_run: ProgramRun) -> None:
+    out, result = plans["dev"]
+    secrets = webhook_secret_values(dev_run)
     assert len(secrets) == 2 and all(len(s) == 48 for s in secrets)
     texts = [result.stdout, result.stderr] + [p.read_text() for p in out.rglob("*") if p.is_file()]
     for secret in secrets:

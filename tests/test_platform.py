@@ -38,6 +38,22 @@ def test_resource_tree_for_dev() -> None:
     assert repository.urn in ruleset.dependencies
 
 
+def test_staging_and_prod_name_the_repositories_dev_creates() -> None:
+    for stack in ("staging", "prod"):
+        raw = stack_raw(stack)
+        run = run_raw(raw, stack=stack)
+        by_type = Counter(r.type for r in run.resources)
+        services = len(raw["services"])
+        assert by_type["roadbike:chain:DeliveryChain"] == services
+        assert by_type["github:index/repository:Repository"] == 0, stack
+        assert by_type["github:index/repositoryRuleset:RepositoryRuleset"] == 0, stack
+        assert by_type["github:index/repositoryWebhook:RepositoryWebhook"] == 0, stack
+        assert by_type["github:index/repositoryEnvironment:RepositoryEnvironment"] == services, stack
+        assert by_type["github:index/repositoryFile:RepositoryFile"] == services, "its release workflow"
+        repositories = {entry["repository"] for entry in run.outputs["services"].values()}
+        assert repositories == {f"acme/{s['repository']}" for s in raw["services"]}
+
+
 def test_namespace_has_restricted_pod_security_labels() -> None:
     run = run_raw(stack_raw("staging"), stack="staging")
     [namespace] = [r for r in run.resources if r.type == "kubernetes:core/v1:Namespace"]

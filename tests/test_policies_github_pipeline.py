@@ -8,10 +8,16 @@ from typing import Any
 import pytest
 
 from components.config import StackConfig
-from components.workflows import CI_WORKFLOW, DEPENDABOT, RELEASE_WORKFLOW, ci_required_checks, render_files
+from components.workflows import (
+    CI_WORKFLOW,
+    DEPENDABOT,
+    ci_required_checks,
+    release_workflow_path,
+    render_files,
+)
 from roadbike.analyzer import PolicyPackProcess
-from roadbike.program import SECRET_SIG, SECRET_SIG_KEY, RecordedResource
-from tests.helpers import analyze_resources, parse, resource, stack_raw, violated
+from roadbike.program import SECRET_SIG, SECRET_SIG_KEY, ProgramRun, RecordedResource
+from tests.helpers import STACKS, analyze_resources, parse, resource, run_raw, stack_raw, violated
 
 FILE = "github:index/repositoryFile:RepositoryFile"
 REPOSITORY = "github:index/repository:Repository"
@@ -40,6 +46,11 @@ def config_with(signing: str = "keypair", platforms: list[str] | None = None) ->
     if platforms is not None:
         raw["services"][0]["platforms"] = platforms
     return parse(raw)
+
+
+# Every config here is the dev stack's, so its release workflow is the dev tier's.
+RELEASE = release_workflow_path(config_with())
+assert RELEASE == ".github/workflows/release-dev.yml"
 
 
 def rendered(config: StackConfig | None = None) -> dict[str, str]:
@@ -170,7 +181,7 @@ def test_privileged_workflow_on_base_code_and_pull_request_checkout_pass(pack: P
 
 def test_release_without_signing_violates(pack: PolicyPackProcess) -> None:
     files = rendered(config_with("none"))
-    result = analyze_resources(pack, [repo_file(RELEASE_WORKFLOW, files[RELEASE_WORKFLOW])])
+    result = analyze_resources(pack, [repo_file(RELEASE, files[RELEASE])])
     [message] = violated(result, "release-workflow-signs")
     assert "cosign sign" in message and "SBOM attestation" in message
     assert "provenance" not in message.split("Set roadbike")[0]
@@ -178,11 +189,11 @@ def test_release_without_signing_violates(pack: PolicyPackProcess) -> None:
 
 
 def test_release_without_provenance_violates(pack: PolicyPackProcess) -> None:
-    text = rendered()[RELEASE_WORKFLOW]
+    text = rendered()[RELEASE]
     without = "\n".join(line for line in text.splitlines() if "attest-build-provenance" not in line)
     without = without.replace("      - name: Attest build provenance\n", "")
     [message] = violated(
-        analyze_resources(pack, [repo_file(RELEASE_WORKFLOW, without + "\n")]), "release-workflow-signs"
+        analyze_resources(pack, [repo_file(RELEASE, without + "\n")]), "release-workflow-signs"
     )
     assert "build provenance" in message and "cosign sign" not in message
 
@@ -192,44 +203,34 @@ def test_signed_releases_and_non_release_workflows_pass(pack: PolicyPackProcess)
     result = analyze_resources(pack, [repo_file(CI_WORKFLOW, files[CI_WORKFLOW])])
     assert violated(result, "release-workflow-signs") == []
     for mode in ("keypair", "keyless"):
-        signed = rendered(config_with(mode))[RELEASE_WORKFLOW]
-        assert (
-            violated(analyze_resources(pack, [repo_file(RELEASE_WORKFLOW, signed)]), "release-workflow-signs")
-            == []
-        )
+        signed = rendered(config_with(mode))[RELEASE]
+        assert violated(analyze_resources(pack, [repo_file(RELEASE, signed)]), "release-workflow-signs") == []
 
 
 # --- release-workflow-multi-arch -------------------------------------------------------------------
 
 
 def test_single_platform_release_violates(pack: PolicyPackProcess) -> None:
-    text = rendered(config_with(platforms=["linux/amd64"]))[RELEASE_WORKFLOW]
-    [message] = violated(
-        analyze_resources(pack, [repo_file(RELEASE_WORKFLOW, text)]), "release-workflow-multi-arch"
-    )
+    text = rendered(config_with(platforms=["linux/amd64"]))[RELEASE]
+    [message] = violated(analyze_resources(pack, [repo_file(RELEASE, text)]), "release-workflow-multi-arch")
     assert "linux/amd64 only" in message and "add linux/arm64" in message
 
 
 def test_emulated_release_violates(pack: PolicyPackProcess) -> None:
-    text = rendered()[RELEASE_WORKFLOW].replace(
+    text = rendered()[RELEASE].replace(
         "      - name: Set up Buildx\n",
         "      - name: QEMU\n        uses: docker/setup-qemu-action@"
         + "c" * 40
         + "\n      - name: Set up Buildx\n",
         1,
     )
-    [message] = violated(
-        analyze_resources(pack, [repo_file(RELEASE_WORKFLOW, text)]), "release-workflow-multi-arch"
-    )
+    [message] = violated(analyze_resources(pack, [repo_file(RELEASE, text)]), "release-workflow-multi-arch")
     assert "docker/setup-qemu-action" in message and "native runner" in message
 
 
 def test_multi_arch_release_passes(pack: PolicyPackProcess) -> None:
-    text = rendered()[RELEASE_WORKFLOW]
-    assert (
-        violated(analyze_resources(pack, [repo_file(RELEASE_WORKFLOW, text)]), "release-workflow-multi-arch")
-        == []
-    )
+    text = rendered()[RELEASE]
+    assert violated(analyze_resources(pack, [repo_file(RELEASE, text)]), "release-workflow-multi-arch") == []
 
 
 # --- repository-file-no-plaintext-secret -----------------------------------------------------------
@@ -256,7 +257,7 @@ def test_plaintext_secrets_in_files_violate(pack: PolicyPackProcess) -> None:
 
 def test_rendered_files_name_secrets_without_holding_them(pack: PolicyPackProcess) -> None:
     files = rendered()
-    assert "COSIGN_PRIVATE_KEY" in files[RELEASE_WORKFLOW]
+    assert "COSIGN_PRIVATE_KEY" in files[RELEASE]
     result = analyze_resources(
         pack, [*files_of(files), repo_file(DEPENDABOT, files[DEPENDABOT], "orders-api")]
     )
@@ -387,3 +388,79 @@ def test_default_branch_without_approval_violates(pack: PolicyPackProcess) -> No
         )
         [message] = violated(result, "default-branch-requires-review")
         assert "'go-http-server'" in message and "required_approving_review_count >= 1" in message
+
+
+# --- stacks that own their repositories and stacks that do not ------------------------------------
+
+REPOSITORY_POLICIES = (
+    "repository-vulnerability-alerts",
+    "default-branch-protected",
+    "default-branch-requires-review",
+    "default-branch-requires-ci-checks",
+)
+
+
+@pytest.fixture(scope="module")
+def stack_runs() -> dict[str, ProgramRun]:
+    return {stack: run_raw(stack_raw(stack), stack=stack) for stack in STACKS}
+
+
+def test_stacks_that_do_not_own_their_repositories_pass(
+    pack: PolicyPackProcess, stack_runs: dict[str, ProgramRun]
+) -> None:
+    for stack in ("staging", "prod"):
+        resources = stack_runs[stack].resources
+        types = {r.type for r in resources}
+        assert REPOSITORY not in types and RULESET not in types, stack
+        files = [r.inputs["file"] for r in resources if r.type == FILE]
+        assert files and set(files) == {f".github/workflows/release-{stack}.yml"}, stack
+        result = analyze_resources(pack, resources)
+        assert [(v.policy, v.detail) for v in result.violations] == [], stack
+
+
+def test_an_owning_stack_without_its_repository_settings_violates(
+    pack: PolicyPackProcess, stack_runs: dict[str, ProgramRun]
+) -> None:
+    resources = stack_runs["dev"].resources
+    repositories = [r for r in resources if r.type == REPOSITORY]
+    assert len(repositories) == 2
+    complete = analyze_resources(pack, resources)
+    assert [(v.policy, v.detail) for v in complete.violations] == []
+    bare = [
+        resource(REPOSITORY, r.name, {**r.inputs, "vulnerabilityAlerts": False})
+        if r.type == REPOSITORY
+        else r
+        for r in resources
+        if r.type != RULESET
+    ]
+    result = analyze_resources(pack, bare)
+    for policy in REPOSITORY_POLICIES:
+        messages = violated(result, policy)
+        assert len(messages) == len(repositories), policy
+        for name in ("'go-http-server'", "'orders-api'"):
+            assert any(name in m for m in messages), (policy, name)
+        assert not any("ownsRepositories" in m for m in messages), "this stack owns them"
+
+
+def test_a_pull_request_workflow_from_a_stack_that_does_not_own_the_repository_violates(
+    pack: PolicyPackProcess, stack_runs: dict[str, ProgramRun]
+) -> None:
+    staging = stack_runs["staging"].resources
+    [message] = violated(analyze_resources(pack, [*staging, ci_file()]), "default-branch-requires-ci-checks")
+    assert "'go-http-server'" in message and "roadbike:github.ownsRepositories: true" in message
+    assert "lint, test, vulncheck, build" in message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_tier_release_workflow_is_recognised_as_a_release(pack: PolicyPackProcess, stack: str) -> None:
+    raw = stack_raw(stack)
+    signed = parse(raw)
+    raw["signing"] = {"mode": "none"}
+    unsigned = parse(raw)
+    path = release_workflow_path(signed)
+    assert path == f".github/workflows/release-{stack}.yml"
+    bad = repo_file(path, render_files(unsigned, unsigned.services[0])[path])
+    [message] = violated(analyze_resources(pack, [bad]), "release-workflow-signs")
+    assert f"go-http-server:{path}" in message
+    good = repo_file(path, render_files(signed, signed.services[0])[path])
+    assert violated(analyze_resources(pack, [good]), "release-workflow-signs") == []

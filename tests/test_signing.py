@@ -19,7 +19,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from components import admission, signing
 from components.cosign_keys import KEY_PAIR_TYPE, CosignKeyPairProvider
 from components.registry import REGISTRY_IMAGE
-from components.workflows import RELEASE_WORKFLOW
+from components.workflows import release_workflow_path
 from policies.supply_chain import glob_regexp
 from roadbike.program import is_secret
 from roadbike.redact import redact
@@ -27,6 +27,7 @@ from tests.helpers import CRDS, parse, roadbike, run_raw, stack_raw
 
 ENVIRONMENT_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
 CLUSTER_IMAGE_POLICY = "kubernetes:policy.sigstore.dev/v1beta1:ClusterImagePolicy"
+REPOSITORY_FILE = "github:index/repositoryFile:RepositoryFile"
 PASSWORD = b"correct horse battery staple"
 
 
@@ -125,14 +126,16 @@ def test_keyless_identity_matches_only_the_release_workflow_on_a_version_tag() -
     identity = signing.keyless_identity(config, service)
     assert identity["issuer"] == "https://token.actions.githubusercontent.com"
     pattern = re.compile(identity["identity"])
-    base = f"https://github.com/acme/{service.repository}/{RELEASE_WORKFLOW}"
+    workflow = release_workflow_path(config)
+    assert workflow == ".github/workflows/release-prod.yml"
+    base = f"https://github.com/acme/{service.repository}/{workflow}"
     assert pattern.match(f"{base}@refs/tags/v1.4.2")
     assert pattern.match(f"{base}@refs/tags/v2.0.0-rc.1")
     assert not pattern.match(f"{base}@refs/heads/main")
-    assert not pattern.match(
-        f"https://github.com/evil/{service.repository}/{RELEASE_WORKFLOW}@refs/tags/v1.0.0"
-    )
-    assert not pattern.match(base.replace("release.yml", "ci.yml") + "@refs/tags/v1.0.0")
+    assert not pattern.match(f"https://github.com/evil/{service.repository}/{workflow}@refs/tags/v1.0.0")
+    assert not pattern.match(base.replace("release-prod.yml", "ci.yml") + "@refs/tags/v1.0.0")
+    for other_tier in ("release-dev.yml", "release-staging.yml", "release.yml"):
+        assert not pattern.match(base.replace("release-prod.yml", other_tier) + "@refs/tags/v1.0.0")
     assert not pattern.match(base.replace("github.com", "githubXcom") + "@refs/tags/v1.0.0")
 
 
@@ -210,6 +213,26 @@ def test_keyless_stack_has_no_keys_and_outputs_the_identity() -> None:
     for service in config.services:
         output = run.outputs["services"][service.name]["signing"]
         assert output == {"mode": "keyless", **signing.keyless_identity(config, service)}
+
+
+def test_keyless_identity_is_the_tier_release_workflow_the_stack_commits() -> None:
+    run = run_raw(stack_raw("prod"), stack="prod")
+    config = parse(stack_raw("prod"))
+    policies = {
+        r.inputs["metadata"]["name"]: r.inputs for r in run.resources if r.type == CLUSTER_IMAGE_POLICY
+    }
+    committed = [r.inputs for r in run.resources if r.type == REPOSITORY_FILE]
+    for service in config.services:
+        [authority] = policies[f"delivery-prod-{service.name}"]["spec"]["authorities"]
+        [identity] = authority["keyless"]["identities"]
+        assert identity["subjectRegExp"] == run.outputs["services"][service.name]["signing"]["identity"]
+        pattern = re.compile(identity["subjectRegExp"])
+        signers = [
+            f["file"]
+            for f in committed
+            if pattern.match(f"https://github.com/acme/{f['repository']}/{f['file']}@refs/tags/v1.0.0")
+        ]
+        assert signers == [".github/workflows/release-prod.yml"]
 
 
 def test_plan_never_writes_private_key_material(tmp_path: Path) -> None:

@@ -524,6 +524,167 @@ def test_refused_credentials_fail_the_registry_check(tmp_path: Path, registry: R
     assert "not-the-password" not in run.out + run.err
 
 
+# --- outputs without a digest: the tag is resolved in the registry ------------------------------------
+
+
+def plan_outputs(rendered_rules: RenderedRules) -> dict[str, Any]:
+    """The stack outputs of the dev stack's plan (a committed stack: the platform builds no image)."""
+    return dict(json.loads((rendered_rules.plan_dir / "plan.json").read_text())["outputs"])
+
+
+def without_digest(registry: Registry, name: str, tag: str) -> dict[str, Any]:
+    return {"platforms": BOTH, "image": {"repository": f"{registry.host}/{OWNER}/{name}", "tag": tag}}
+
+
+def test_outputs_without_a_digest_check_the_digest_the_tag_resolves_to(
+    tmp_path: Path, registry: Registry, images: Images, rendered_rules: RenderedRules
+) -> None:
+    """The plan's own image outputs (repository and tag only), moved to the test registry, where the
+    release workflows have pushed and signed each version."""
+    planned = plan_outputs(rendered_rules)["services"]
+    host = plan_outputs(rendered_rules)["registry"]["host"]
+    services = {}
+    for name in DEV_SERVICES:
+        image = planned[name]["image"]
+        assert set(image) == {"repository", "tag"}  # what `pulumi up` exports without bootstrapCommit
+        assert image["repository"] == f"{host}/{OWNER}/{name}"
+        pushed = registry.push_index(f"{OWNER}/{name}", image["tag"], BOTH)
+        assert pushed == images.digests[name]  # the same index as 1.0.0, signed by the `images` fixture
+        services[name] = {**planned[name], "image": without_digest(registry, name, image["tag"])["image"]}
+
+    run = run_verify(tmp_path, stack_outputs(registry, services), registry, only=("images", "signatures"))
+    assert run.code == 0, run.out + run.err
+    first, *others = DEV_SERVICES
+    for name in DEV_SERVICES:
+        tag, digest = planned[name]["image"]["tag"], images.digests[name]
+        resolved = f"tag {tag} -> {digest}"
+        image = run.checks("images")[name]
+        assert image["message"] == f"{name}: {resolved}: index has linux/amd64, linux/arm64"
+        assert image["target"] == f"{registry.host}/{OWNER}/{name}:{tag}"
+        evidence = image["evidence"]
+        assert (evidence["digestSource"], evidence["resolved"], evidence["digest"]) == (
+            "tag",
+            resolved,
+            digest,
+        )
+        assert (evidence["tagStatus"], set(evidence["platforms"])) == (200, set(BOTH))
+        assert evidence["platformManifestStatus"] == {"linux/amd64": 200, "linux/arm64": 200}
+        signature = run.checks("signatures")[name]
+        assert signature["passed"] is True
+        assert (signature["evidence"]["digest"], signature["evidence"]["resolved"]) == (digest, resolved)
+        assert signature["message"].endswith(f" {resolved}")
+    assert run.checks("signatures")[first]["evidence"]["form"] == "legacy tag"
+    for name in others:
+        form = f"referrers tag {referrers_tag(images.digests[name])}"
+        assert run.checks("signatures")[name]["evidence"]["form"] == form
+
+
+def test_outputs_without_a_digest_and_a_tag_never_pushed_fail_with_404(
+    tmp_path: Path, registry: Registry, images: Images
+) -> None:
+    outputs = stack_outputs(registry, {"go-http-server": without_digest(registry, "go-http-server", "9.9.9")})
+    run = run_verify(tmp_path, outputs, registry, only=("images", "signatures"))
+    assert run.code == 1, run.out + run.err
+    repository = f"{registry.host}/{OWNER}/go-http-server"
+    image = run.checks("images")["go-http-server"]
+    assert image["passed"] is False
+    assert image["message"] == (
+        f"go-http-server: tag 9.9.9 not found (404) in {repository}; the outputs have no image.digest"
+    )
+    assert image["evidence"] == {
+        "repository": repository,
+        "tag": "9.9.9",
+        "digest": None,
+        "digestSource": "tag",
+        "resolved": "tag 9.9.9 not found (404)",
+        "tagStatus": 404,
+        "tagDigest": None,
+    }
+    signature = run.checks("signatures")["go-http-server"]
+    assert signature["passed"] is False
+    assert signature["message"] == (
+        f"go-http-server: tag 9.9.9 not found (404) in {repository}: no digest to look for signatures of"
+    )
+    assert signature["evidence"]["tried"] == {}
+    assert "error:" not in run.err
+
+
+def test_a_resolved_tag_without_arm64_fails_the_images_check(
+    tmp_path: Path, registry: Registry, images: Images
+) -> None:
+    outputs = stack_outputs(registry, {"amd64-only": without_digest(registry, "amd64-only", "1.0.0")})
+    run = run_verify(tmp_path, outputs, registry, only=("images", "signatures"))
+    assert run.code == 1
+    digest = images.digests["amd64-only"]
+    image = run.checks("images")["amd64-only"]
+    assert image["message"] == (
+        f"amd64-only: tag 1.0.0 -> {digest}: index {digest} lacks linux/arm64 (has linux/amd64)"
+    )
+    assert run.checks("signatures")["amd64-only"]["passed"] is True
+
+
+def test_a_tag_whose_content_is_not_the_digest_the_registry_names_fails(tmp_path: Path) -> None:
+    with token_registry() as registry:
+        name = f"{OWNER}/api"
+        index = registry.put_image(name, "2.0.0", BOTH)
+        outputs = {
+            "registry": {
+                "host": registry.host,
+                "url": registry.url,
+                "username": registry.username,
+                "password": registry.password,
+            },
+            "services": {"api": {"image": {"repository": f"{registry.host}/{name}", "tag": "2.0.0"}}},
+        }
+        run = run_verify(tmp_path, outputs, None, only=("images",))
+        assert run.code == 0, run.out
+        assert run.checks("images")["api"]["evidence"]["resolved"] == f"tag 2.0.0 -> {index['digest']}"
+
+        claimed = "sha256:" + "f" * 64
+        registry.named_digests[(name, "2.0.0")] = claimed
+        run = run_verify(tmp_path, outputs, None, only=("images", "signatures"))
+        assert run.code == 1
+        for check in ("images", "signatures"):
+            result = run.checks(check)["api"]
+            assert result["passed"] is False
+            assert result["message"] == (
+                f"api: manifest {name}:2.0.0 has content digest {index['digest']}, not {claimed}"
+            )
+
+
+def test_the_plan_json_of_a_committed_stack_is_verified_without_bad_input(
+    rendered_rules: RenderedRules, prometheus: Prometheus
+) -> None:
+    """`roadbike plan` of the dev stack has no image digests: verify resolves the tags (anonymously, as a
+    plan masks the password) and fails the checks with evidence, since nothing is deployed."""
+    plan = rendered_rules.plan_dir / "plan.json"
+    outputs = plan_outputs(rendered_rules)
+    assert all("digest" not in outputs["services"][name]["image"] for name in DEV_SERVICES)
+    args = ("verify", "--outputs", str(plan), "--prometheus-url", prometheus.url, "--timeout", "20", "--json")
+    result = roadbike(*args, "--only", "images", "signatures", "rules", timeout=90)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error:" not in result.stderr and "Traceback" not in result.stderr
+    assert "registry.password is masked in the plan: images and signatures pull anonymously" in result.stderr
+    run = Run(result.returncode, result.stdout, result.stderr)
+    registry_url = outputs["registry"]["url"]
+    for name in DEV_SERVICES:
+        tag = outputs["services"][name]["image"]["tag"]
+        assert run.checks("rules")[name]["passed"] is True
+        for check in ("images", "signatures"):
+            failed = run.checks(check)[name]
+            assert failed["passed"] is False
+            # the outputs' tag is looked up in the stack's registry, which is not reachable from here
+            assert failed["evidence"]["request"] == f"GET {registry_url}/v2/{OWNER}/{name}/manifests/{tag}"
+
+    everything = roadbike("verify", "--outputs", str(plan), timeout=60)
+    assert everything.returncode == 2  # the registry check needs the password; no digest is asked for
+    assert everything.stderr.splitlines() == [
+        f"error: {plan}: outputs.registry.password: is a masked secret, as every secret in a plan; a check "
+        "that needs it reads the outputs of `pulumi stack output --json --show-secrets` after `pulumi up`",
+        f"error: {plan}: outputs.prometheus.url: missing; pass --prometheus-url for the rules check",
+    ]
+
+
 # --- bad input: exit 2, naming the key -----------------------------------------------------------------
 
 
@@ -590,6 +751,40 @@ def test_bad_outputs_are_refused_with_exit_2(
     code = verify(VerifyOptions(outputs=path, only=only), io.StringIO(), err)
     assert code == 2
     assert expected in err.getvalue()
+
+
+DIGEST_A = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        (
+            {"digest": "sha256:abc", "ref": "r.example/acme/web@sha256:abc"},
+            "services.web.image.digest: 'sha256:abc' is not a sha256 digest",
+        ),
+        (
+            {"digest": DIGEST_A, "ref": f"r.example/acme/other@{DIGEST_A}"},
+            f"services.web.image.ref: 'r.example/acme/other@{DIGEST_A}' is not image.repository@image.digest",
+        ),
+        ({"ref": f"r.example/acme/web@{DIGEST_A}"}, "services.web.image.digest: missing"),
+        ({"digest": DIGEST_A}, "services.web.image.ref: missing"),
+        ({"tag": "1.0.0+build.7"}, "services.web.image.tag: '1.0.0+build.7' is not an image tag"),
+        ({"tag": None}, "services.web.image.tag: missing"),
+    ],
+)
+def test_a_digest_in_the_outputs_must_be_valid_and_consistent(
+    tmp_path: Path, image: dict[str, Any], expected: str
+) -> None:
+    """digest and ref are optional, but come together, and only as `<repository>@<sha256 digest>`."""
+    registry = {"host": "r.example", "url": "https://r.example", "username": "u", "password": "p"}
+    coordinates = {"repository": "r.example/acme/web", "tag": "1.0.0", **image}
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"registry": registry, "services": {"web": {"image": coordinates}}}))
+    err = io.StringIO()
+    assert verify(VerifyOptions(outputs=path, only=("images",)), io.StringIO(), err) == 2
+    [line] = err.getvalue().splitlines()
+    assert line.startswith(f"error: {path}: {expected}")
 
 
 def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:
