@@ -238,9 +238,11 @@ def semver_tag_script() -> str:
 
 def merge_script(service: Service) -> str:
     sources = " ".join(f'"${{IMAGE}}@${{{_digest_env(p)}}}"' for p in service.platforms)
+    # OCI tags allow [A-Za-z0-9_.-]: SemVer build metadata's '+' becomes '_', as components.images.image_tag.
     return (
-        f'docker buildx imagetools create --tag "${{IMAGE}}:${{VERSION}}" {sources}\n'
-        'digest="$(docker buildx imagetools inspect "${IMAGE}:${VERSION}" --format \'{{json .Manifest}}\' '
+        'tag="${VERSION//+/_}"\n'
+        f'docker buildx imagetools create --tag "${{IMAGE}}:${{tag}}" {sources}\n'
+        'digest="$(docker buildx imagetools inspect "${IMAGE}:${tag}" --format \'{{json .Manifest}}\' '
         '| jq -r .digest)"\n'
         'echo "digest=${digest}" >> "${GITHUB_OUTPUT}"\n'
     )

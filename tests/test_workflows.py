@@ -17,6 +17,7 @@ import yaml
 
 from components.config import SEMVER, Service, StackConfig
 from components.github_repo import DEFAULT_BRANCH
+from components.images import image_tag
 from components.naming import image_repository, registry_host, release_environment
 from components.workflows import (
     ACTIONS,
@@ -315,7 +316,18 @@ def test_publish_steps_in_order_keypair() -> None:
         "Upload the build metadata and SBOM",
     ]
     merge = step(publish, "Merge the platform images into one index")["run"]
-    assert merge.startswith('docker buildx imagetools create --tag "${IMAGE}:${VERSION}" ')
+    first_line, create = merge.splitlines()[:2]
+    assert create.startswith('docker buildx imagetools create --tag "${IMAGE}:${tag}" ')
+    # The index is tagged as the stack outputs name it: build metadata's '+' is not allowed in an OCI tag.
+    for version in ("1.4.2", "2.0.0-rc.1+build.7"):
+        tag = subprocess.run(
+            ["bash", "-c", f'{first_line}\nprintf %s "$tag"'],
+            env={"VERSION": version, "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert tag == image_tag(version)
     assert '"${IMAGE}@${DIGEST_LINUX_AMD64}" "${IMAGE}@${DIGEST_LINUX_ARM64}"' in merge
     sign = step(publish, "Sign the index by digest")
     assert "--key env://COSIGN_PRIVATE_KEY" in sign["run"] and '"${IMAGE}@${DIGEST}"' in sign["run"]
