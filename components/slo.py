@@ -21,10 +21,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-import yaml
-
 from components.config import Service, Slo, StackConfig
 from components.naming import ServiceNames, platform_labels, service_names
+from components.yaml_text import to_yaml
 
 PERIOD = "30d"
 PERIOD_HOURS = 720
@@ -958,26 +957,6 @@ def promtool_tests(config: StackConfig, service: Service) -> dict[str, Any]:
 
 
 # --- plan artifacts -------------------------------------------------------------------------------
-
-
-# libyaml's emitter when PyYAML has it: the rule and test files of a large fleet are megabytes of YAML.
-_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-class _Dumper(_BaseDumper):  # type: ignore[valid-type, misc]
-    pass
-
-
-def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _str_presenter)
-
-
-def to_yaml(document: Any) -> str:
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def rules_file_name(service: Service) -> str:

@@ -9,31 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.artifacts import render_artifacts
 from components.config import StackConfig
+from components.yaml_text import to_yaml
 from roadbike.program import ProgramRun, RecordedResource
 from roadbike.redact import redact
 
 REPOSITORY_FILE = "github:index/repositoryFile:RepositoryFile"
 MANIFEST_HEAD = ("apiVersion", "kind", "metadata")
-
-
-class _Dumper(yaml.CSafeDumper):  # libyaml: the pure-Python emitter dominates a large fleet's plan
-    pass
-
-
-def _str_presenter(dumper: yaml.CSafeDumper, data: str) -> yaml.Node:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _str_presenter)
-
-
-def dump_yaml(document: Any) -> str:
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def _sorted_tree(value: Any) -> Any:
@@ -69,7 +52,7 @@ def resource_artifacts(run: ProgramRun) -> dict[str, str]:
     for resource in run.resources:
         if is_kubernetes_object(resource):
             manifest = kubernetes_manifest(resource)
-            files[manifest_path(manifest)] = dump_yaml(manifest)
+            files[manifest_path(manifest)] = to_yaml(manifest)
         elif resource.type == REPOSITORY_FILE:
             inputs = redact(resource.inputs)
             content = inputs.get("content", "")

@@ -92,3 +92,23 @@ def roadbike(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.C
     return subprocess.run(
         command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ}
     )
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a CRD openAPIV3Schema that rejects unknown fields at every level.
+
+    Every object schema with `properties` and no explicit `additionalProperties` (nor Kubernetes'
+    preserve-unknown-fields) gets `additionalProperties: false`.
+    """
+    node = dict(schema)
+    if "properties" in node:
+        node["properties"] = {name: strict_schema(sub) for name, sub in node["properties"].items()}
+        if "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+            node["additionalProperties"] = False
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(node.get(key), dict):
+            node[key] = strict_schema(node[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in node:
+            node[key] = [strict_schema(sub) for sub in node[key]]
+    return node

@@ -27,7 +27,7 @@ from components.chaos import (
 from components.config import ConfigError, StackConfig
 from components.kubernetes import namespace_manifest
 from components.naming import CHAOS_SCHEDULE_NAME_LIMIT
-from tests.helpers import CRDS, STACKS, parse, stack_raw
+from tests.helpers import CRDS, STACKS, parse, stack_raw, strict_schema
 
 KUBERNETES_VERSION = "1.37"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -37,26 +37,6 @@ CRD_FILES = {
     "StressChaos": "stresschaos.json",
     "PodChaos": "podchaos.json",
 }
-
-
-def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a CRD openAPIV3Schema that rejects unknown fields at every level.
-
-    Every object schema with `properties` and no explicit `additionalProperties` (nor Kubernetes'
-    preserve-unknown-fields) gets `additionalProperties: false`.
-    """
-    node = dict(schema)
-    if "properties" in node:
-        node["properties"] = {name: strict_schema(sub) for name, sub in node["properties"].items()}
-        if "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
-            node["additionalProperties"] = False
-    for key in ("items", "additionalProperties", "not"):
-        if isinstance(node.get(key), dict):
-            node[key] = strict_schema(node[key])
-    for key in ("allOf", "anyOf", "oneOf"):
-        if key in node:
-            node[key] = [strict_schema(sub) for sub in node[key]]
-    return node
 
 
 @cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import yaml
@@ -10,7 +11,7 @@ import yaml
 from components.chaos import PAUSE_ANNOTATION, role_binding_manifest, role_manifest, schedule_manifests
 from roadbike.program import ProgramRun, RecordedResource
 from roadbike.redact import redact
-from tests.helpers import parse, roadbike, run_raw, stack_raw
+from tests.helpers import parse, run_raw, stack_raw
 from tests.test_chaos import KUBERNETES_VERSION, schema_errors
 
 COMPONENT = "roadbike:chaos:ChaosSchedules"
@@ -97,9 +98,8 @@ def test_recorded_objects_validate_against_the_schemas() -> None:
         kubernetes_validate.validate(redact(rbac.inputs), KUBERNETES_VERSION, strict=True)
 
 
-def test_plan_writes_valid_chaos_manifests(tmp_path: Path) -> None:
-    out = tmp_path / "plan"
-    result = roadbike("plan", "--stack", "dev", "--out", str(out))
+def test_plan_writes_valid_chaos_manifests(plans: dict[str, tuple[Path, Any]]) -> None:
+    out, result = plans["dev"]
     assert result.returncode == 0, result.stdout + result.stderr
     folder = out / "k8s" / "delivery-dev"
     schedules = sorted(folder.glob("schedule-*.yaml"))

@@ -290,17 +290,6 @@ def test_registry_credentials_become_the_release_environment_login(tmp_path: Pat
 # --- a real plan ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def plans(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
-    results = {}
-    for stack in STACKS:
-        out = tmp_path_factory.mktemp(stack) / "plan"
-        results[stack] = (out, roadbike("plan", "--stack", stack, "--out", str(out)))
-    return results
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_planned_workflows_pass_zizmor_and_the_schemas(plans: dict, stack: str) -> None:
     out, result = plans[stack]

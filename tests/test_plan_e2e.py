@@ -25,15 +25,6 @@ def sarif_schema() -> dict:
     return json.loads(path.read_text())
 
 
-@pytest.fixture(scope="module")
-def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, object]]:
-    results = {}
-    for stack in STACKS:
-        out = tmp_path_factory.mktemp(stack) / "plan"
-        results[stack] = (out, roadbike("plan", "--stack", stack, "--out", str(out)))
-    return results
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_plan_passes_for_committed_stack(plans: dict, stack: str) -> None:
     out, result = plans[stack]

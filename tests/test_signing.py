@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import dill
 import nacl.secret
@@ -23,7 +24,7 @@ from components.workflows import release_workflow_path
 from policies.supply_chain import glob_regexp
 from roadbike.program import is_secret
 from roadbike.redact import redact
-from tests.helpers import CRDS, parse, roadbike, run_raw, stack_raw
+from tests.helpers import CRDS, parse, run_raw, stack_raw
 
 ENVIRONMENT_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
 CLUSTER_IMAGE_POLICY = "kubernetes:policy.sigstore.dev/v1beta1:ClusterImagePolicy"
@@ -235,9 +236,8 @@ def test_keyless_identity_is_the_tier_release_workflow_the_stack_commits() -> No
         assert signers == [".github/workflows/release-prod.yml"]
 
 
-def test_plan_never_writes_private_key_material(tmp_path: Path) -> None:
-    out = tmp_path / "plan"
-    result = roadbike("plan", "--stack", "dev", "--out", str(out))
+def test_plan_never_writes_private_key_material(plans: dict[str, tuple[Path, Any]]) -> None:
+    out, result = plans["dev"]
     assert result.returncode == 0, result.stdout + result.stderr
     texts = [result.stdout, result.stderr] + [p.read_text() for p in out.rglob("*") if p.is_file()]
     assert not [t for t in texts if "PRIVATE KEY" in t]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import json
-from typing import Any
 
 import jsonschema
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from components.slo import analysis_template, prometheus_rule, service_monitor, slo_outputs
 from roadbike.artifacts import kubernetes_manifest
 from roadbike.program import ProgramRun, RecordedResource
-from tests.helpers import CRDS, STACKS, parse, run_raw, stack_raw
+from tests.helpers import CRDS, STACKS, parse, run_raw, stack_raw, strict_schema
 
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
@@ -25,22 +23,10 @@ SCHEMAS = {
 }
 
 
-def strict(schema: Any) -> Any:
-    """The schema with `additionalProperties: false` wherever it lists properties: typos fail too."""
-    if isinstance(schema, dict):
-        copied = {k: strict(v) for k, v in schema.items()}
-        if "properties" in copied and not copied.get("x-kubernetes-preserve-unknown-fields"):
-            copied.setdefault("additionalProperties", False)
-        return copied
-    if isinstance(schema, list):
-        return [strict(v) for v in schema]
-    return schema
-
-
 def validators(resource_type: str) -> list[jsonschema.Draft4Validator]:
     # Not check_schema: the PrometheusRule CRD's `^(?i)(abort|warn)?$` is a Go regex Python's re refuses.
     schema = json.loads((CRDS / SCHEMAS[resource_type]).read_text())
-    return [jsonschema.Draft4Validator(schema), jsonschema.Draft4Validator(strict(copy.deepcopy(schema)))]
+    return [jsonschema.Draft4Validator(schema), jsonschema.Draft4Validator(strict_schema(schema))]
 
 
 def of_type(run: ProgramRun, resource_type: str) -> list[RecordedResource]:

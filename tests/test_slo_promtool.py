@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from components.slo import slo_artifacts
-from tests.helpers import STACKS, parse, require_tool, roadbike, stack_raw
+from tests.helpers import STACKS, parse, require_tool, stack_raw
 
 PROMTOOL_TIMEOUT = 300
 
@@ -41,30 +41,26 @@ def run_all(commands: list[tuple[list[str], Path]]) -> list[Tool]:
 
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = {}
-    for stack in STACKS:
-        directory = tmp_path_factory.mktemp(stack) / "plan"
-        result = roadbike("plan", "--stack", stack, "--out", str(directory))
+def plan_dirs(plans: dict[str, tuple[Path, subprocess.CompletedProcess[str]]]) -> dict[str, Path]:
+    for _out, result in plans.values():
         assert result.returncode == 0, result.stdout + result.stderr
-        out[stack] = directory
-    return out
+    return {stack: out for stack, (out, _) in plans.items()}
 
 
 @pytest.fixture(scope="module")
-def unit_tests(plans: dict[str, Path]) -> dict[Path, Tool]:
+def unit_tests(plan_dirs: dict[str, Path]) -> dict[Path, Tool]:
     """`promtool test rules` on every generated test file of every stack, all in parallel."""
     promtool = require_tool("promtool")
-    files = sorted(f for plan in plans.values() for f in (plan / "prometheus").glob("*.test.yml"))
+    files = sorted(f for plan in plan_dirs.values() for f in (plan / "prometheus").glob("*.test.yml"))
     assert files, "the plans wrote no promtool tests"
     results = run_all([([promtool, "test", "rules", f.name], f.parent) for f in files])
     return dict(zip(files, results, strict=True))
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_rules_file_passes_promtool_check_rules(plans: dict[str, Path], stack: str) -> None:
+def test_every_rules_file_passes_promtool_check_rules(plan_dirs: dict[str, Path], stack: str) -> None:
     promtool = require_tool("promtool")
-    files = sorted((plans[stack] / "prometheus").glob("*.rules.yml"))
+    files = sorted((plan_dirs[stack] / "prometheus").glob("*.rules.yml"))
     services_with_slos = [s["name"] for s in stack_raw(stack)["services"] if s.get("slos")]
     assert [f.name for f in files] == sorted(f"{s}.rules.yml" for s in services_with_slos)
     result = subprocess.run(
@@ -79,9 +75,9 @@ def test_every_rules_file_passes_promtool_check_rules(plans: dict[str, Path], st
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_generated_unit_test_passes(
-    plans: dict[str, Path], unit_tests: dict[Path, Tool], stack: str
+    plan_dirs: dict[str, Path], unit_tests: dict[Path, Tool], stack: str
 ) -> None:
-    files = sorted((plans[stack] / "prometheus").glob("*.test.yml"))
+    files = sorted((plan_dirs[stack] / "prometheus").glob("*.test.yml"))
     assert len(files) == len([s for s in stack_raw(stack)["services"] if s.get("slos")])
     for f in files:
         tool = unit_tests[f]
@@ -92,9 +88,9 @@ def test_every_generated_unit_test_passes(
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_alertmanager_config_passes_amtool(plans: dict[str, Path], stack: str) -> None:
+def test_alertmanager_config_passes_amtool(plan_dirs: dict[str, Path], stack: str) -> None:
     amtool = require_tool("amtool")
-    config = plans[stack] / "prometheus" / "alertmanager.yml"
+    config = plan_dirs[stack] / "prometheus" / "alertmanager.yml"
     result = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 inhibit rules" in result.stdout and "2 receivers" in result.stdout
@@ -120,9 +116,9 @@ def test_alertmanager_config_passes_amtool(plans: dict[str, Path], stack: str) -
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_rules_file_is_the_prometheus_rule_and_the_outputs_name_its_groups(
-    plans: dict[str, Path], stack: str
+    plan_dirs: dict[str, Path], stack: str
 ) -> None:
-    plan = plans[stack]
+    plan = plan_dirs[stack]
     outputs = json.loads((plan / "plan.json").read_text())["outputs"]["services"]
     namespace = stack_raw(stack)["kubernetes"]["namespace"]
     for rules_file in (plan / "prometheus").glob("*.rules.yml"):
@@ -139,10 +135,10 @@ def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def test_unit_tests_fail_when_the_page_threshold_is_wrong(plans: dict[str, Path], tmp_path: Path) -> None:
+def test_unit_tests_fail_when_the_page_threshold_is_wrong(plan_dirs: dict[str, Path], tmp_path: Path) -> None:
     """The generated tests can fail: a page that needs twice the burn does not fire in time."""
     promtool = require_tool("promtool")
-    source = plans[STACKS[0]] / "prometheus"
+    source = plan_dirs[STACKS[0]] / "prometheus"
     rules = (source / "orders-api.rules.yml").read_text()
     assert "> 0.0144\n" in rules
     (tmp_path / "orders-api.rules.yml").write_text(rules.replace("> 0.0144\n", "> 0.0288\n"))

@@ -64,10 +64,9 @@ class RenderedRules:
 
 
 @pytest.fixture(scope="session")
-def rendered_rules(tmp_path_factory: pytest.TempPathFactory) -> RenderedRules:
+def rendered_rules(plans: dict[str, tuple[Path, Any]]) -> RenderedRules:
     """The dev stack's SLO rule files as `roadbike plan` renders them."""
-    out = tmp_path_factory.mktemp("verify-plan") / "dev"
-    result = roadbike("plan", "--stack", "dev", "--out", str(out))
+    out, result = plans["dev"]
     assert result.returncode in (0, 1), result.stderr
     files = {p.name.removesuffix(".rules.yml"): p for p in sorted(out.glob("prometheus/*.rules.yml"))}
     if not files:
