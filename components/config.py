@@ -314,6 +314,21 @@ class ChaosExperiment(Model):
         return self
 
 
+class SliProbe(Model):
+    """A post-deploy SLI probe of the service (`roadbike verify`): N requests to a health endpoint.
+
+    Thresholds default to the service's SLOs: p95 latency from its latency SLI, success ratio from its
+    ratio SLI's objective, error ratio 1 - success ratio.
+    """
+
+    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    requests: int = Field(default=50, ge=1, le=10_000)
+    concurrency: int = Field(default=5, ge=1, le=100)
+    latency_threshold_seconds: float | None = Field(default=None, alias="latencyThresholdSeconds", gt=0)
+    success_ratio: float | None = Field(default=None, alias="successRatio", gt=0, le=1)
+    error_ratio: float | None = Field(default=None, alias="errorRatio", ge=0, lt=1)
+
+
 class ChaosOptIn(Model):
     """A prod service's explicit consent to chaos: a change approval and a cap on each experiment."""
 
@@ -340,6 +355,7 @@ class Service(Model):
     chaos: list[ChaosExperiment] = Field(default_factory=list)
     chaos_opt_in: ChaosOptIn | None = Field(default=None, alias="chaosOptIn")
     error_budget_frozen: bool = Field(default=False, alias="errorBudgetFrozen")
+    probe: SliProbe | None = None
     # The named Service port and path Prometheus scrapes (the ServiceMonitor endpoint).
     metrics_port: str = Field(default="http", alias="metricsPort")
     metrics_path: str = Field(default="/metrics", alias="metricsPath", pattern=r"^/[A-Za-z0-9._~/-]*$")
@@ -383,6 +399,17 @@ class Service(Model):
         return value
 
     @model_validator(mode="after")
+    def _probe_thresholds(self) -> Service:
+        if self.probe is None:
+            return self
+        kinds = {slo.sli.type for slo in self.slos}
+        if self.probe.latency_threshold_seconds is None and "latency" not in kinds:
+            raise ProbeThresholdError("latencyThresholdSeconds", "latency SLO")
+        if self.probe.success_ratio is None and "ratio" not in kinds:
+            raise ProbeThresholdError("successRatio", "ratio SLO")
+        return self
+
+    @model_validator(mode="after")
     def _unique_children(self) -> Service:
         _refuse_duplicates([s.name for s in self.slos], "slos")
         _refuse_duplicates([c.name for c in self.chaos], "chaos")
@@ -417,6 +444,12 @@ def _refuse_duplicates(names: list[str], field: str, key: str = "name") -> None:
         if name in seen:
             raise DuplicateNameError(field, index, key, name)
         seen.add(name)
+
+
+class ProbeThresholdError(ValueError):
+    def __init__(self, key: str, source: str) -> None:
+        super().__init__(f"required: the service has no {source} to take it from")
+        self.key = key
 
 
 class ConfigError(Exception):
@@ -462,6 +495,8 @@ def parse_stack_config(raw: Mapping[str, Any], source: str) -> StackConfig:
 def _problem_line(source: str, err: Any) -> str:
     loc = _alias_loc(StackConfig, tuple(err["loc"]))
     ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, ProbeThresholdError):
+        loc = (*loc, "probe", ctx_error.key)
     if isinstance(ctx_error, DuplicateNameError):
         loc = (*loc, ctx_error.field, ctx_error.index, ctx_error.key)
     message = _message(err)

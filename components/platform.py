@@ -16,6 +16,7 @@ from components.github_repo import repository_args
 from components.kubernetes import namespace_manifest
 from components.naming import ServiceNames, service_names
 from components.registry_component import OciRegistry
+from components.slo import probe_outputs
 from components.slo_alerts import SloAlerts, SloRouting
 from components.supply_chain import ServiceSupplyChain, registry_credentials, service_supply_chain
 
@@ -74,6 +75,9 @@ class DeliveryChain(pulumi.ComponentResource):
             **self.supply_chain.outputs,
             "slo": self.slo.outputs,
         }
+        probe = probe_outputs(service)
+        if probe is not None:
+            self.outputs["probe"] = probe
         self.register_outputs(self.outputs)
 
 

@@ -419,6 +419,32 @@ def slo_outputs(config: StackConfig, service: Service) -> dict[str, list[str]]:
     }
 
 
+def probe_outputs(service: Service) -> dict[str, Any] | None:
+    """The `probe` entry of the service's stack outputs (for `roadbike verify`), thresholds from the SLOs.
+
+    p95 latency: the strictest latency SLI threshold; success ratio: the strictest ratio SLO objective;
+    error ratio: what the success ratio leaves, unless the config names it.
+    """
+    probe = service.probe
+    if probe is None:
+        return None
+    latency = probe.latency_threshold_seconds or min(
+        s.sli.threshold_seconds for s in service.slos if s.sli.type == "latency" and s.sli.threshold_seconds
+    )
+    success = probe.success_ratio or float(
+        max(objective_ratio(s) for s in service.slos if s.sli.type == "ratio")
+    )
+    error = probe.error_ratio if probe.error_ratio is not None else float(Decimal(1) - Decimal(str(success)))
+    return {
+        "url": probe.url,
+        "requests": probe.requests,
+        "concurrency": probe.concurrency,
+        "latencyThresholdSeconds": latency,
+        "successRatio": success,
+        "errorRatio": error,
+    }
+
+
 # --- Kubernetes objects ---------------------------------------------------------------------------
 
 
