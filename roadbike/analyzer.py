@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,79 +215,112 @@ class PolicyPackProcess:
 
 
 @contextmanager
-def running_pack(pack_dir: Path, project: str, stack: str) -> Iterator[PolicyPackProcess]:
-    pack = PolicyPackProcess(pack_dir, project, stack)
+def running_packs(
+    pack_dir: Path, project: str, stack: str, count: int = 1
+) -> Iterator[list[PolicyPackProcess]]:
+    """`count` processes of the same pack, each started as the engine starts one; all stopped on exit."""
+    packs = [PolicyPackProcess(pack_dir, project, stack) for _ in range(count)]
     try:
-        pack.start()
-        yield pack
+        for pack in packs:
+            pack.start()
+        yield packs
     finally:
-        pack.stop()
+        for pack in packs:
+            pack.stop()
+
+
+@contextmanager
+def running_pack(pack_dir: Path, project: str, stack: str) -> Iterator[PolicyPackProcess]:
+    with running_packs(pack_dir, project, stack) as packs:
+        yield packs[0]
+
+
+def pack_processes() -> int:
+    """How many pack processes share a plan's resource analysis: one per core, at most four."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class AnalysisSession:
-    """One analysis as the engine runs it: configure the pack, then `Analyze` each resource as it
-    registers, then `AnalyzeStack` once.
+    """One analysis as the engine runs it: configure the pack, `Analyze` each resource as it registers,
+    then `AnalyzeStack` once.
 
-    `submit` may be called from any thread while the program runs; a worker thread connects to and
-    configures the pack (overlapping its start-up with the program) and keeps a bounded number of
-    `Analyze` calls in flight, so the pack works on the other core while the program registers.
+    `submit` may be called from any thread while the program runs. Each pack process has a worker thread
+    that connects to and configures it (overlapping its start-up with the program) and keeps a bounded
+    number of `Analyze` calls in flight, so the packs work on the other cores while the program
+    registers. Resource policies see one resource at a time, so any process of the pack gives the same
+    answer; `AnalyzeStack` goes to one process as soon as the program has ended, while the others finish
+    the resources still queued.
     """
 
     def __init__(
         self,
-        pack: PolicyPackProcess,
+        packs: Sequence[PolicyPackProcess],
         project: str,
         stack: str,
         policy_config: dict[str, Any],
         policy_config_source: str = "--policy-pack-config",
     ) -> None:
-        self.pack = pack
+        self.packs = list(packs)
         self.project, self.stack = project, stack
         self.policy_config, self.policy_config_source = policy_config, policy_config_source
         self._queue: queue.Queue[RecordedResource | None] = queue.Queue()
         self._answers: list[tuple[Any, str]] = []
-        self._error: BaseException | None = None
+        self._errors: list[BaseException] = []
         self._info: Any = None
         self._policies: list[PolicyInfo] = []
-        self._worker = threading.Thread(target=self._work, name="policy-analysis", daemon=True)
-        self._worker.start()
+        self._configured = [threading.Event() for _ in self.packs]
+        self._workers = [
+            threading.Thread(target=self._work, args=(index,), name=f"policy-analysis-{index}", daemon=True)
+            for index in range(len(self.packs))
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def submit(self, resource: RecordedResource) -> None:
         self._queue.put(resource)
 
     def finish(self, run: ProgramRun) -> PolicyResult:
-        """Wait for every `Analyze` answer, run `AnalyzeStack`, and gather the violations."""
-        self._queue.put(None)
-        self._worker.join()
-        if self._error is not None:
-            raise self._error
-        stack_request = analyzer_pb2.AnalyzeStackRequest(
-            resources=[_stack_resource(r) for r in run.resources]
-        )
-        answers = [*self._answers, (self.pack.stub.AnalyzeStack(stack_request), run.stack_urn)]
+        """Run `AnalyzeStack`, wait for every `Analyze` answer, and gather the violations."""
+        for _ in self._workers:
+            self._queue.put(None)
+        stack_pack = len(self.packs) - 1
+        self._configured[stack_pack].wait()
+        stack_answer = None
+        if not self._errors:
+            stack_request = analyzer_pb2.AnalyzeStackRequest(
+                resources=[_stack_resource(r) for r in run.resources]
+            )
+            stack_answer = self.packs[stack_pack].stub.AnalyzeStack(stack_request)
+        for worker in self._workers:
+            worker.join()
+        if self._errors:
+            raise self._errors[0]
         result = PolicyResult(
             pack_name=self._info.name,
-            pack_version=read_pack_version(self.pack.pack_dir),
+            pack_version=read_pack_version(self.packs[0].pack_dir),
             policies=self._policies,
             analyzed_resources=len(self._answers),
         )
-        for response, subject in answers:
+        for response, subject in [*self._answers, (stack_answer, run.stack_urn)]:
             _collect(result, response, subject)
         result.violations.sort(key=lambda v: (v.policy, v.urn, v.message))
         return result
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
+        pack = self.packs[index]
         try:
-            self._configure()
+            self._configure(pack)
+            self._configured[index].set()
             in_flight: collections.deque[tuple[Any, str]] = collections.deque()
             while (resource := self._queue.get()) is not None:
-                in_flight.append((self.pack.stub.Analyze.future(_analyze_request(resource)), resource.urn))
+                in_flight.append((pack.stub.Analyze.future(_analyze_request(resource)), resource.urn))
                 if len(in_flight) >= PIPELINE_DEPTH:
                     self._take(in_flight.popleft())
             while in_flight:
                 self._take(in_flight.popleft())
         except BaseException as error:  # handed to the caller in finish()
-            self._error = error
+            self._errors.append(error)
+            self._configured[index].set()
             while self._queue.get() is not None:  # let submitters finish; their resources are moot
                 pass
 
@@ -296,37 +329,38 @@ class AnalysisSession:
         # A resource policy's diagnostic carries no URN: the engine attributes it to the analyzed resource.
         self._answers.append((future.result(), urn))
 
-    def _configure(self) -> None:
+    def _configure(self, pack: PolicyPackProcess) -> None:
         """Handshake, GetAnalyzerInfo, Configure (policy pack config), ConfigureStack."""
-        if self.pack.stub is None:
-            self.pack.connect()
-        stub = self.pack.stub
+        if pack.stub is None:
+            pack.connect()
+        stub = pack.stub
         try:
             stub.Handshake(
                 analyzer_pb2.AnalyzerHandshakeRequest(
                     engine_address="",
-                    root_directory=str(self.pack.pack_dir.parent),
-                    program_directory=str(self.pack.pack_dir),
+                    root_directory=str(pack.pack_dir.parent),
+                    program_directory=str(pack.pack_dir),
                 )
             )
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise
-        self._info = stub.GetAnalyzerInfo(empty_pb2.Empty())
-        levels = {p.name: ENFORCEMENT_NAMES.get(p.enforcementLevel, "advisory") for p in self._info.policies}
+        info = stub.GetAnalyzerInfo(empty_pb2.Empty())
+        levels = {p.name: ENFORCEMENT_NAMES.get(p.enforcementLevel, "advisory") for p in info.policies}
         for name, value in self.policy_config.items():
             if name in levels:
                 levels[name] = value if isinstance(value, str) else value.get("enforcementLevel", "mandatory")
-        self._policies = [
-            PolicyInfo(p.name, p.description, levels[p.name], SEVERITY_NAMES.get(p.severity, ""))
-            for p in self._info.policies
-        ]
         stub.Configure(_configure_request(self.policy_config, set(levels), self.policy_config_source))
         stub.ConfigureStack(
             analyzer_pb2.AnalyzerStackConfigureRequest(
                 stack=self.stack, project=self.project, organization="organization", dry_run=True
             )
         )
+        self._info = info
+        self._policies = [
+            PolicyInfo(p.name, p.description, levels[p.name], SEVERITY_NAMES.get(p.severity, ""))
+            for p in info.policies
+        ]
 
 
 def _collect(result: PolicyResult, response: Any, subject: str) -> None:
@@ -352,7 +386,7 @@ def analyze(
     policy_config_source: str = "--policy-pack-config",
 ) -> PolicyResult:
     """Analyze an already recorded run: every resource, then the stack."""
-    session = AnalysisSession(pack, run.project, run.stack, policy_config, policy_config_source)
+    session = AnalysisSession([pack], run.project, run.stack, policy_config, policy_config_source)
     for resource in run.resources:
         session.submit(resource)
     return session.finish(run)

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from components.config import PROJECT, ConfigError
 from roadbike import console
-from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, running_pack
+from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, pack_processes, running_packs
 from roadbike.artifacts import all_artifacts, write_tree
 from roadbike.program import ProgramRun, run_program
 from roadbike.report import (
@@ -98,9 +98,9 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     _prepare_out_dir(out_dir)
     pack_dir = (options.policy_pack_dir or project_dir / "policies").resolve()
 
-    with running_pack(pack_dir, PROJECT, options.stack) as pack:
+    with running_packs(pack_dir, PROJECT, options.stack, pack_processes()) as packs:
         source = str(options.policy_pack_config or "--policy-pack-config")
-        session = AnalysisSession(pack, PROJECT, options.stack, policy_config, source)
+        session = AnalysisSession(packs, PROJECT, options.stack, policy_config, source)
         _progress(f"Running the program for stack {options.stack} under the mock monitor...", err)
         program_started = time.perf_counter()
         run = run_program(
