@@ -1,7 +1,8 @@
 """`make bench`: roadbike plan on synthetic fleets of 1, 10, 100 and 300 services.
 
 One JSON line per fleet: services, resources, seconds for the whole plan, for the program alone under
-the mock monitor, in the policy pack, and peak RSS (this process and the pack). Each fleet runs in a
+the mock monitor, for the policy analysis still running after the program ended (it runs alongside the
+program), and peak RSS (this process and the pack processes). Each fleet runs in a
 fresh process so that memory and warm caches do not carry over. Targets (2 cores): 100 services in
 under 15 s; the whole plan at most 1.5x the program alone; time per service flat as the fleet grows.
 """
