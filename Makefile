@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 TOOLS := .tools
 SARIF_SCHEMA := $(TOOLS)/sarif-schema-2.1.0.json
+POLICY_VENV := $(TOOLS)/policy-venv
 JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 
 .PHONY: venv plan plan-all test lint format bench tools clean
@@ -30,7 +31,14 @@ $(SARIF_SCHEMA):
 	tar -xzf $(TOOLS)/npm/microsoft-jest-sarif-*.tgz -C $(TOOLS)/npm package/lib/schemas/sarif-2.1.0-rtm.5.json
 	cp $(TOOLS)/npm/package/lib/schemas/sarif-2.1.0-rtm.5.json $@
 
-tools: $(SARIF_SCHEMA)
+# The policy pack's own environment, as the engine makes it (policies/requirements.txt only).
+$(POLICY_VENV)/bin/python: policies/requirements.txt
+	rm -rf $(POLICY_VENV)
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install --quiet -r policies/requirements.txt
+	touch $@
+
+tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python
 
 lint: venv
 	$(BIN)/ruff check components policies roadbike tests bench __main__.py
@@ -42,7 +50,7 @@ format: venv
 	$(BIN)/ruff check --fix components policies roadbike tests bench __main__.py
 
 test: venv tools lint
-	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) $(BIN)/pytest
+	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python $(BIN)/pytest
 
 bench: venv
 	$(BIN)/python bench/plan_bench.py

@@ -20,7 +20,7 @@ from pulumi_policy import (
     Severity,
 )
 
-from policies.types import CHAOS_SCHEDULE, NETWORK_CHAOS, POD_CHAOS, STRESS_CHAOS
+from policies.resource_types import CHAOS_SCHEDULE, NETWORK_CHAOS, POD_CHAOS, STRESS_CHAOS
 from policies.util import as_list, get_path
 
 CHAOS_TYPES = {CHAOS_SCHEDULE, NETWORK_CHAOS, STRESS_CHAOS, POD_CHAOS}

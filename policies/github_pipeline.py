@@ -32,7 +32,7 @@ from pulumi_policy import (
 )
 
 from policies.github_repo import ruleset_covers_default_branch
-from policies.types import (
+from policies.resource_types import (
     BRANCH_PROTECTION,
     REPOSITORY,
     REPOSITORY_ENVIRONMENT,

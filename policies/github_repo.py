@@ -13,7 +13,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.types import BRANCH_PROTECTION, REPOSITORY, REPOSITORY_RULESET
+from policies.resource_types import BRANCH_PROTECTION, REPOSITORY, REPOSITORY_RULESET
 from policies.util import as_list, get_path, of_type
 
 DEFAULT_BRANCH_REFS = {"~DEFAULT_BRANCH", "refs/heads/main", "main"}

@@ -10,7 +10,7 @@ from pulumi_policy import (
     Severity,
 )
 
-from policies.types import NAMESPACE
+from policies.resource_types import NAMESPACE
 from policies.util import get_path
 
 RESTRICTED = "restricted"

@@ -17,7 +17,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.types import DELIVERY_CHAIN, PROMETHEUS_RULE
+from policies.resource_types import DELIVERY_CHAIN, PROMETHEUS_RULE
 from policies.util import get_path
 
 REQUIRED_LABELS = ("severity",)

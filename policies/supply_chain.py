@@ -18,7 +18,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from policies.types import (
+from policies.resource_types import (
     CLUSTER_IMAGE_POLICIES,
     DOCKER_BUILD_IMAGE,
     KUBERNETES_SECRET,

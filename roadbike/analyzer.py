@@ -137,8 +137,9 @@ def _resource_options(resource: RecordedResource) -> Any:
 class PolicyPackProcess:
     """A running pack: `with PolicyPackProcess(dir) as pack: pack.stub.Analyze(...)`."""
 
-    def __init__(self, pack_dir: Path, project: str, stack: str) -> None:
+    def __init__(self, pack_dir: Path, project: str, stack: str, python: str = sys.executable) -> None:
         self.pack_dir = pack_dir
+        self.python = python  # the engine uses the pack's own virtualenv (policies/venv)
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -152,7 +153,7 @@ class PolicyPackProcess:
         self._stderr: list[str] = []
 
     def start(self) -> None:
-        command = [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(self.pack_dir)]
+        command = [self.python, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(self.pack_dir)]
         self.process = subprocess.Popen(
             command,
             cwd=self.pack_dir,
