@@ -19,15 +19,18 @@ class ChaosSchedules(pulumi.ComponentResource):
         name: str,
         config: StackConfig,
         service: Service,
+        namespace: pulumi.Resource,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("roadbike:chaos:ChaosSchedules", name, None, opts)
+        # Pulumi does not pass a component's depends_on to its children: each names the namespace itself.
+        self._namespace = namespace
         role = role_manifest(config, service)
         self.role = k8s.rbac.v1.Role(
             role["metadata"]["name"],
             metadata=role["metadata"],
             rules=role["rules"],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
         )
         binding = role_binding_manifest(config, service)
         self.role_binding = k8s.rbac.v1.RoleBinding(
@@ -35,7 +38,7 @@ class ChaosSchedules(pulumi.ComponentResource):
             metadata=binding["metadata"],
             role_ref=binding["roleRef"],
             subjects=binding["subjects"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, self.role]),
         )
         manifests = schedule_manifests(config, service)
         self.schedules = [self._schedule(manifest) for manifest in manifests]
@@ -49,5 +52,5 @@ class ChaosSchedules(pulumi.ComponentResource):
             kind=manifest["kind"],
             metadata=manifest["metadata"],
             spec=manifest["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_binding]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._namespace, self.role_binding]),
         )

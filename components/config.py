@@ -7,7 +7,7 @@ refused here with one line per problem that names the stack file and the key pat
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -49,6 +49,9 @@ PROMQL_SELECTOR = re.compile(rf"^[A-Za-z_:][A-Za-z0-9_:]*(?:\{{(?:{_MATCHER}(?:,
 # A Kubernetes port name (IANA_SVC_NAME): at most 15 characters, a letter, no leading, trailing or double '-'.
 PORT_NAME = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])(?!.*--)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 SUPPORTED_PLATFORMS = ("linux/amd64", "linux/arm64")
+# The managed registry's name (components.naming.REGISTRY_SERVICE): a service's objects would collide with it.
+REGISTRY_NAME = "registry"
+RESERVED_SERVICE_NAMES = frozenset({REGISTRY_NAME})
 
 
 def go_duration_seconds(value: str) -> float:
@@ -69,6 +72,15 @@ def check_dns_label(value: str) -> str:
             "starting and ending with a letter or digit, at most 63 characters)"
         )
     return value
+
+
+def _check_service_name(value: str) -> str:
+    if value in RESERVED_SERVICE_NAMES:
+        raise ValueError(
+            f"{value!r} is the name of one of the platform's own objects (reserved: "
+            f"{', '.join(sorted(RESERVED_SERVICE_NAMES))}); rename the service"
+        )
+    return check_dns_label(value)
 
 
 def check_chaos_schedule(value: str) -> str:
@@ -367,7 +379,7 @@ class Service(Model):
             raise ValueError(f"{value!r} is not a Service port name (IANA_SVC_NAME, e.g. http or metrics)")
         return value
 
-    _name = field_validator("name")(lambda v: check_dns_label(v))
+    _name = field_validator("name")(lambda v: _check_service_name(v))
     _repository = field_validator("repository")(lambda v: _check_github_name(v))
 
     @field_validator("go_version")
@@ -475,9 +487,35 @@ def _alias_loc(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[int 
     return tuple(p for p in loc if p not in ("function-after", "function-before", "[key]"))
 
 
-def parse_stack_config(raw: Mapping[str, Any], source: str) -> StackConfig:
-    """Parse `roadbike:*` values (keys without the namespace) into a StackConfig or raise ConfigError."""
-    problems: list[str] = []
+# The only keys whose value may be a secret (`pulumi config set --secret`): everything else is written
+# in clear to resources, artifacts and the state, so a secret there would be a secret leaked.
+SECRET_KEY_PATHS: tuple[tuple[str, ...], ...] = (("registry", "password"),)
+
+
+def secret_path_problems(secret_paths: Iterable[tuple[str | int, ...]], source: str) -> list[str]:
+    """One line per secret value at a key that does not take secrets (a top-level path covers its keys)."""
+    allowed = ", ".join(key_path(p) for p in SECRET_KEY_PATHS)
+    problems = []
+    for path in secret_paths:
+        covered = path in SECRET_KEY_PATHS or (
+            len(path) == 1 and any(p[0] == path[0] for p in SECRET_KEY_PATHS)
+        )
+        if not covered:
+            problems.append(
+                f"{source}: {key_path(path)}: a secret value is accepted only for {allowed}; "
+                "this key is written in clear to resources and state"
+            )
+    return problems
+
+
+def parse_stack_config(
+    raw: Mapping[str, Any], source: str, secret_paths: Iterable[tuple[str | int, ...]] = ()
+) -> StackConfig:
+    """Parse `roadbike:*` values (keys without the namespace) into a StackConfig or raise ConfigError.
+
+    `secret_paths`: the key paths (without the namespace) whose values were given as secrets.
+    """
+    problems: list[str] = secret_path_problems(secret_paths, source)
     known = set()
     for name, field in StackConfig.model_fields.items():
         known.add(field.alias or name)
@@ -505,13 +543,16 @@ def _problem_line(source: str, err: Any) -> str:
 
 def _message(err: Any) -> str:
     kind = err["type"]
+    secret = any(tuple(p for p in err["loc"] if isinstance(p, str))[-len(k) :] == k for k in SECRET_KEY_PATHS)
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
     message = str(err["msg"])
     message = message.removeprefix("Value error, ")
-    if kind.endswith("_type") or kind.endswith("_parsing"):
+    if secret:
+        pass  # never echo what was given for a secret key
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
         message += f" (got {type(err.get('input')).__name__} {err.get('input')!r})"
     elif kind in {"greater_than", "less_than", "greater_than_equal", "less_than_equal", "literal_error"}:
         message += f" (got {err.get('input')!r})"
@@ -533,7 +574,7 @@ def decode_config_value(value: Any) -> Any:
 def load_pulumi_config() -> StackConfig:
     """Read every `roadbike:*` key the engine gave the program and parse it."""
     import pulumi
-    from pulumi.runtime.config import CONFIG
+    from pulumi.runtime.config import CONFIG, is_config_secret
 
     prefix = f"{PROJECT}:"
     raw = {
@@ -542,4 +583,5 @@ def load_pulumi_config() -> StackConfig:
         if k.startswith(prefix)
     }
     source = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
-    return parse_stack_config(raw, source)
+    secret_paths = [(key,) for key in raw if is_config_secret(prefix + key)]
+    return parse_stack_config(raw, source, secret_paths)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -26,7 +27,9 @@ class MultiArchImage(pulumi.ComponentResource):
         username: str | None,
         password: pulumi.Input[str] | None,
         opts: pulumi.ResourceOptions | None = None,
+        registry_serving: Sequence[pulumi.Resource] = (),
     ) -> None:
+        """`registry_serving`: what the push waits for (the managed registry's Deployment, Service...)."""
         super().__init__(TYPE, name, image_props(config, service), opts)
         self.outputs: dict[str, Any] = dict(image_outputs(config, service))
         self.image: docker_build.Image | None = None
@@ -34,7 +37,7 @@ class MultiArchImage(pulumi.ComponentResource):
             self.image = docker_build.Image(
                 service_names(config, service).resource("image"),
                 registries=_registries(config, username, password),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(registry_serving)),
                 **image_build_args(config, service),
             )
             repository = self.outputs["repository"]

@@ -25,6 +25,7 @@ def namespace_manifest(config: StackConfig) -> dict[str, Any]:
         "name": config.kubernetes.namespace,
         "labels": {**platform_labels(config), **pod_security_labels(config.kubernetes.pod_security)},
     }
-    if chaos_namespace_annotations(config):
-        metadata["annotations"] = chaos_namespace_annotations(config)
+    annotations = chaos_namespace_annotations(config)
+    if annotations:
+        metadata["annotations"] = annotations
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}

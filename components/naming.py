@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from components.config import Service, StackConfig
+from components.config import REGISTRY_NAME, Service, StackConfig
 
 PART_OF = "roadbike"
 MANAGED_BY = "roadbike"
@@ -82,7 +82,7 @@ def platform_labels(config: StackConfig) -> dict[str, str]:
     }
 
 
-REGISTRY_SERVICE = "registry"
+REGISTRY_SERVICE = REGISTRY_NAME
 REGISTRY_PORT = 5000
 
 

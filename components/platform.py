@@ -61,6 +61,7 @@ class DeliveryChain(pulumi.ComponentResource):
                 self.names.resource("chaos"),
                 config,
                 service,
+                namespace,
                 pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
             )
         self.slo = SloAlerts(
@@ -94,13 +95,17 @@ class DeliveryPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.registry = OciRegistry("registry", config, self.namespace, pulumi.ResourceOptions(parent=self))
+        # Every pulumi-github resource manages the configured owner's repositories, not the token's account.
+        self.github_provider = github.Provider(
+            "github", owner=config.github.owner, opts=pulumi.ResourceOptions(parent=self)
+        )
         self.chains = {
             service.name: DeliveryChain(
                 service.name,
                 config,
                 service,
                 self.namespace,
-                pulumi.ResourceOptions(parent=self),
+                pulumi.ResourceOptions(parent=self, providers=[self.github_provider]),
                 registry=self.registry,
             )
             for service in config.services

@@ -16,6 +16,7 @@ from components.secret_output import secret
 
 TYPE = "roadbike:registry:OciRegistry"
 PASSWORD_LENGTH = 40
+SERVING_KINDS = ("Certificate", "Deployment", "Service")
 
 
 class OciRegistry(pulumi.ComponentResource):
@@ -29,7 +30,10 @@ class OciRegistry(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TYPE, name, registry.registry_props(config), opts)
+        self._namespace = namespace
         self._in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        # What a push to the managed registry waits for (its Deployment, Service, Certificate); empty if external.
+        self.serving: list[pulumi.Resource] = []
         self.host = registry_host(config)
         self.url = registry_url(config)
         self.username = registry.registry_username(config)
@@ -50,12 +54,15 @@ class OciRegistry(pulumi.ComponentResource):
         }
         self.register_outputs(self.outputs)
 
-    def _object(self, manifest: dict[str, Any]) -> pulumi.Resource:
+    def _object(
+        self, manifest: dict[str, Any], after: list[pulumi.Resource] | None = None
+    ) -> pulumi.Resource:
         name = manifest["metadata"]["name"]
         kind = manifest["kind"]
         body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
         if kind == "Deployment":
-            return k8s.apps.v1.Deployment(f"{name}-deployment", opts=self._in_namespace, **body)
+            opts = pulumi.ResourceOptions(parent=self, depends_on=[self._namespace, *(after or [])])
+            return k8s.apps.v1.Deployment(f"{name}-deployment", opts=opts, **body)
         if kind == "Service":
             return k8s.core.v1.Service(f"{name}-service", opts=self._in_namespace, **body)
         if kind == "PersistentVolumeClaim":
@@ -87,10 +94,16 @@ class OciRegistry(pulumi.ComponentResource):
             lambda bcrypt_hash: registry.htpasswd_line(username, bcrypt_hash)
         )
         self._object(registry.htpasswd_secret_manifest(config, htpasswd))
-        for manifest in registry.managed_manifests(config):
-            self._object(manifest)
+        # In a namespace that admits only signed images, the registry's pod is admitted by this policy.
+        admission: list[pulumi.Resource] = []
         if signing_enabled(config):
-            self._object(pinned_image_policy(config, registry.DEPLOYMENT, registry.REGISTRY_IMAGE))
+            admission.append(
+                self._object(pinned_image_policy(config, registry.DEPLOYMENT, registry.REGISTRY_IMAGE))
+            )
+        for manifest in registry.managed_manifests(config):
+            created = self._object(manifest, admission)
+            if manifest["kind"] in SERVING_KINDS:
+                self.serving.append(created)
         return secret(password.result)
 
     def _pull_secret(self, config: StackConfig, username: str, password: pulumi.Output[str]) -> str:

@@ -49,7 +49,10 @@ def service_supply_chain(
     child = pulumi.ResourceOptions(parent=parent)
     username = registry.username if registry else None
     password = registry.password if registry else None
-    image = MultiArchImage(names.resource("image"), config, service, username, password, opts=child)
+    serving = registry.serving if registry else []
+    image = MultiArchImage(
+        names.resource("image"), config, service, username, password, opts=child, registry_serving=serving
+    )
     chain = ServiceSupplyChain(image=image, outputs={"image": image.outputs})
     public_key: pulumi.Output[str] | None = None
     if config.signing.mode == "keypair":

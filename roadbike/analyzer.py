@@ -93,6 +93,10 @@ def load_policy_config(path: Path | None) -> dict[str, Any]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"{path}: policy pack config file not found") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
@@ -291,7 +295,10 @@ class AnalysisSession:
             stack_request = analyzer_pb2.AnalyzeStackRequest(
                 resources=[_stack_resource(r) for r in run.resources]
             )
-            stack_answer = self.packs[stack_pack].stub.AnalyzeStack(stack_request)
+            try:
+                stack_answer = self.packs[stack_pack].stub.AnalyzeStack(stack_request)
+            except grpc.RpcError as error:
+                self._errors.append(_pack_error(self.packs[stack_pack], error))
         for worker in self._workers:
             worker.join()
         if self._errors:
@@ -309,6 +316,7 @@ class AnalysisSession:
 
     def _work(self, index: int) -> None:
         pack = self.packs[index]
+        stopped = False  # this worker's end-of-stream marker taken from the queue
         try:
             self._configure(pack)
             self._configured[index].set()
@@ -317,13 +325,16 @@ class AnalysisSession:
                 in_flight.append((pack.stub.Analyze.future(_analyze_request(resource)), resource.urn))
                 if len(in_flight) >= PIPELINE_DEPTH:
                     self._take(in_flight.popleft())
+            stopped = True
             while in_flight:
                 self._take(in_flight.popleft())
         except BaseException as error:  # handed to the caller in finish()
-            self._errors.append(error)
+            self._errors.append(_pack_error(pack, error))
             self._configured[index].set()
-            while self._queue.get() is not None:  # let submitters finish; their resources are moot
-                pass
+            # Keep taking resources (moot now) until this worker's own marker, so submitters never block
+            # and every other worker still finds its marker.
+            while not stopped:
+                stopped = self._queue.get() is None
 
     def _take(self, pending: tuple[Any, str]) -> None:
         future, urn = pending
@@ -362,6 +373,15 @@ class AnalysisSession:
             PolicyInfo(p.name, p.description, levels[p.name], SEVERITY_NAMES.get(p.severity, ""))
             for p in info.policies
         ]
+
+
+def _pack_error(pack: PolicyPackProcess, error: BaseException) -> BaseException:
+    """A failed call into the pack (a policy that raised, a pack that died) as a PolicyPackError."""
+    if not isinstance(error, grpc.RpcError):
+        return error
+    details = error.details() if hasattr(error, "details") else str(error)
+    tail = pack.stderr_tail()
+    return PolicyPackError(f"the policy pack failed: {details}" + (f"\n{tail}" if tail else ""))
 
 
 def _collect(result: PolicyResult, response: Any, subject: str) -> None:

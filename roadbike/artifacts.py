@@ -47,23 +47,50 @@ def manifest_path(manifest: dict[str, Any]) -> str:
     return f"k8s/{namespace}/{kind}-{name}.yaml"
 
 
+class ArtifactConflict(Exception):
+    """Two sources render the same artifact path: one would silently replace the other in the world."""
+
+    def __init__(self, path: str, first: str, second: str) -> None:
+        super().__init__(f"two resources render {path}: {first}, {second}")
+        self.path, self.first, self.second = path, first, second
+
+
+def _artifact(resource: RecordedResource) -> tuple[str, str] | None:
+    """The (path, text) a resource puts in the plan, if it is an object or a repository file."""
+    if is_kubernetes_object(resource):
+        manifest = kubernetes_manifest(resource)
+        return manifest_path(manifest), to_yaml(manifest)
+    if resource.type == REPOSITORY_FILE:
+        inputs = redact(resource.inputs)
+        content = inputs.get("content", "")
+        path = f"github/{inputs.get('repository')}/{inputs.get('file')}"
+        return path, content if isinstance(content, str) else str(content)
+    return None
+
+
 def resource_artifacts(run: ProgramRun) -> dict[str, str]:
+    """Every resource's artifact by path; raises ArtifactConflict when two resources share a path."""
     files: dict[str, str] = {}
+    sources: dict[str, str] = {}
     for resource in run.resources:
-        if is_kubernetes_object(resource):
-            manifest = kubernetes_manifest(resource)
-            files[manifest_path(manifest)] = to_yaml(manifest)
-        elif resource.type == REPOSITORY_FILE:
-            inputs = redact(resource.inputs)
-            content = inputs.get("content", "")
-            files[f"github/{inputs.get('repository')}/{inputs.get('file')}"] = (
-                content if isinstance(content, str) else str(content)
-            )
+        artifact = _artifact(resource)
+        if artifact is None:
+            continue
+        path, text = artifact
+        if path in sources:
+            raise ArtifactConflict(path, sources[path], resource.urn)
+        sources[path] = resource.urn
+        files[path] = text
     return files
 
 
 def all_artifacts(run: ProgramRun, config: StackConfig) -> dict[str, str]:
-    return {**resource_artifacts(run), **render_artifacts(config)}
+    files = resource_artifacts(run)
+    for path, text in render_artifacts(config).items():
+        if path in files:
+            raise ArtifactConflict(path, "a resource", f"the {path} renderer")
+        files[path] = text
+    return files
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:

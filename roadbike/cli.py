@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from roadbike.artifacts import ArtifactConflict
     from roadbike.plan import PlanOptions, UsageError, find_project_dir, print_plan, run_plan
 
     try:
@@ -63,7 +65,10 @@ def _plan(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except PolicyPackError as error:
+    except (PolicyPackError, ArtifactConflict) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as error:  # writing the plan: a full disk, a read-only directory
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
@@ -80,8 +85,14 @@ def _plan(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # A CI job cancelled sends SIGTERM: unwind like Ctrl-C, so the pack processes are stopped too.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         if args.command == "plan":
             return _plan(args)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.config import PROJECT, ConfigError
+from components.config import PROJECT
 from roadbike import console
 from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, pack_processes, running_packs
 from roadbike.artifacts import all_artifacts, write_tree
@@ -66,6 +66,13 @@ def find_project_dir(start: Path) -> Path:
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
+    try:
+        _replace_out_dir(out_dir)
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir}: {exc.strerror or exc}") from None
+
+
+def _replace_out_dir(out_dir: Path) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
             raise UsageError(f"--out {out_dir}: exists and is not a directory")
@@ -149,7 +156,3 @@ def print_plan(result: PlanResult, out: TextIO) -> None:
     console.print_policies(result.policy, result.run, violations, out)
     console.print_outputs(result.run, out)
     console.print_summary(result.run, violations, str(result.out_dir), result.seconds_total, out)
-
-
-def config_error_lines(error: ConfigError) -> list[str]:
-    return [f"error: {line}" for line in error.problems]

@@ -217,10 +217,11 @@ def _run_program(
 ) -> ProgramRun:
     settings = pulumi.runtime.settings
     saved_path = list(sys.path)
-    monitor = RecordingMonitor(PlanMocks(), on_resource)
+    plan_mocks = PlanMocks()
+    monitor = RecordingMonitor(plan_mocks, on_resource)
     try:
         settings.ROOT.set(None)
-        mocks.set_mocks(PlanMocks(), project=project, stack=stack, preview=False, monitor=monitor)
+        mocks.set_mocks(plan_mocks, project=project, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(config, secret_keys)
         settings.SETTINGS.rpc_manager.clear()
         settings.SETTINGS.outputs.clear()

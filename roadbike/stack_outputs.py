@@ -20,6 +20,9 @@ from roadbike.oci import DIGEST, TAG
 
 CHECKS = ("registry", "images", "signatures", "rules", "probe")
 DEFAULT_TIMEOUT_SECONDS = 60.0
+# What one run may ask of a probe, from the outputs or the flags: every request is held in memory.
+MAX_PROBE_REQUESTS = 100_000
+MAX_PROBE_CONCURRENCY = 1_000
 
 # What `pulumi stack output --json` prints for a secret without --show-secrets, and the engine's
 # secret envelope when a raw state value slips through.
@@ -91,6 +94,7 @@ class ServiceTarget:
 class VerifyInput:
     registry: RegistryTarget | None
     prometheus_url: str | None
+    namespace: str | None  # the stack's namespace: its SLO rules carry it as the `namespace` label
     services: tuple[ServiceTarget, ...]
 
 
@@ -232,13 +236,16 @@ def parse_outputs(
     needs_registry = bool({"registry", "images", "signatures"} & set(options.only))
     needs_password = "registry" in options.only or not from_plan
     registry = _registry_target(reader, needs_password) if needs_registry else None
-    prometheus_url = None
+    prometheus_url = namespace = None
     if "rules" in options.only:
         prometheus_url = options.prometheus_url or _prometheus_url(reader)
+        namespace = reader.text(("namespace",))
     services = _service_targets(reader, registry, options)
     if reader.problems:
         raise InputError(list(dict.fromkeys(reader.problems)))
-    return VerifyInput(registry=registry, prometheus_url=prometheus_url, services=services)
+    return VerifyInput(
+        registry=registry, prometheus_url=prometheus_url, namespace=namespace, services=services
+    )
 
 
 def _registry_target(reader: _Reader, needs_password: bool) -> RegistryTarget | None:
@@ -342,8 +349,10 @@ def _slo_target(reader: _Reader, base: tuple[str, ...]) -> SloTarget | None:
 
 def _probe_target(reader: _Reader, path: tuple[str, ...], options: VerifyOptions) -> ProbeTarget | None:
     url = reader.text((*path, "url"), HTTP_URL, "an http(s) URL")
-    count = options.probe_requests or reader.number((*path, "requests"), 1, 100_000, integer=True)
-    concurrency = options.probe_concurrency or reader.number((*path, "concurrency"), 1, 1_000, integer=True)
+    count = options.probe_requests or reader.number((*path, "requests"), 1, MAX_PROBE_REQUESTS, integer=True)
+    concurrency = options.probe_concurrency or reader.number(
+        (*path, "concurrency"), 1, MAX_PROBE_CONCURRENCY, integer=True
+    )
     latency = reader.number((*path, "latencyThresholdSeconds"), 0.000_001, 3_600)
     success = reader.number((*path, "successRatio"), 0, 1)
     error = reader.number((*path, "errorRatio"), 0, 1)

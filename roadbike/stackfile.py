@@ -23,6 +23,7 @@ class StackFile:
     raw: dict[str, Any]
     secret_keys: list[str] = field(default_factory=list)
     other_config: dict[str, Any] = field(default_factory=dict)
+    secret_paths: list[tuple[str | int, ...]] = field(default_factory=list)  # `roadbike:` keys only
 
     def pulumi_config(self) -> dict[str, str]:
         """All config as the engine passes it to a program: namespaced keys, JSON text for structures."""
@@ -30,20 +31,16 @@ class StackFile:
         return {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
 
 
-def _replace_secure(value: Any) -> tuple[Any, bool]:
+def _replace_secure(value: Any, path: tuple[str | int, ...], found: list[tuple[str | int, ...]]) -> Any:
+    """The value with each `{secure: ...}` replaced by the stand-in; their key paths go to `found`."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return SECRET_STAND_IN, True
-        found = False
-        out = {}
-        for k, v in value.items():
-            out[k], inner = _replace_secure(v)
-            found = found or inner
-        return out, found
+            found.append(path)
+            return SECRET_STAND_IN
+        return {k: _replace_secure(v, (*path, str(k)), found) for k, v in value.items()}
     if isinstance(value, list):
-        items = [_replace_secure(v) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+        return [_replace_secure(v, (*path, index), found) for index, v in enumerate(value)]
+    return value
 
 
 def stack_file_path(project_dir: Path, stack: str) -> Path:
@@ -56,6 +53,10 @@ def read_stack_file(path: Path, display: str | None = None) -> StackFile:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"{shown}: stack config file not found"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{shown}: not UTF-8 text"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{shown}: cannot be read: {exc.strerror or exc}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -70,17 +71,27 @@ def read_stack_file(path: Path, display: str | None = None) -> StackFile:
     raw: dict[str, Any] = {}
     other: dict[str, Any] = {}
     secret_keys: list[str] = []
+    secret_paths: list[tuple[str | int, ...]] = []
     for key, value in config.items():
-        plain, is_secret = _replace_secure(value)
-        if is_secret:
+        own = key.startswith(f"{PROJECT}:") if isinstance(key, str) else False
+        name = str(key).removeprefix(f"{PROJECT}:") if own else str(key)
+        found: list[tuple[str | int, ...]] = []
+        plain = _replace_secure(value, (name,), found)
+        if found:
             secret_keys.append(str(key))
-        if isinstance(key, str) and key.startswith(f"{PROJECT}:"):
-            raw[key.removeprefix(f"{PROJECT}:")] = plain
-        else:
-            other[str(key)] = plain
-    return StackFile(path=path, display=shown, raw=raw, secret_keys=sorted(secret_keys), other_config=other)
+            if own:
+                secret_paths += found
+        (raw if own else other)[name] = plain
+    return StackFile(
+        path=path,
+        display=shown,
+        raw=raw,
+        secret_keys=sorted(secret_keys),
+        other_config=other,
+        secret_paths=secret_paths,
+    )
 
 
 def load_stack(path: Path, display: str | None = None) -> tuple[StackFile, StackConfig]:
     stack_file = read_stack_file(path, display)
-    return stack_file, parse_stack_config(stack_file.raw, stack_file.display)
+    return stack_file, parse_stack_config(stack_file.raw, stack_file.display, stack_file.secret_paths)

@@ -8,10 +8,12 @@ Checks (each one result per target, with evidence):
   signatures  a cosign signature refers to each image digest (the same resolved digest without one in
               the outputs): OCI 1.1 referrers (API, else the referrers tag schema `sha256-<hex>`) or the
               legacy `sha256-<hex>.sig` tag
-  rules       Prometheus has every SLO rule group of the service loaded, all rules healthy, every page
-              and ticket alert defined, and no page alert firing
-  probe       N requests to the service's endpoint, C at a time: p95 latency, success and error ratios
-              against the SLO thresholds (only for services with a `probe` output)
+  rules       Prometheus has every SLO rule group of the service loaded for the stack's namespace (other
+              stacks' groups share the names), all rules healthy, every page and ticket alert defined,
+              and no page alert firing in that namespace
+  probe       N requests to the service's endpoint, C at a time, within the time budget: p95 latency,
+              success and error ratios of the requests made against the SLO thresholds; a run the
+              budget cut short fails (only for services with a `probe` output)
 
 Exit 0 when all pass, 1 when one fails, 2 on bad input. A network failure is a failed check, never a
 traceback.
@@ -42,6 +44,8 @@ from roadbike.stack_outputs import (
     CHECKS,
     DEFAULT_TIMEOUT_SECONDS,
     HTTP_URL,
+    MAX_PROBE_CONCURRENCY,
+    MAX_PROBE_REQUESTS,
     ImageTarget,
     InputError,
     ServiceTarget,
@@ -453,10 +457,51 @@ def _fetch_rule_groups(transport: Transport, url: str) -> list[dict[str, Any]]:
     return [g for g in groups if isinstance(g, dict)]
 
 
-def evaluate_rules(groups: list[dict[str, Any]], slo: SloTarget) -> tuple[bool, list[str], dict[str, Any]]:
-    """Pure: the loaded groups of `/api/v1/rules` against the service's SLO outputs."""
-    loaded = {str(g.get("name")): g for g in groups}
+def _label(item: dict[str, Any], name: str) -> str | None:
+    labels = item.get("labels")
+    value = labels.get(name) if isinstance(labels, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def group_namespaces(group: dict[str, Any]) -> set[str | None]:
+    """The `namespace` labels of a group's rules (None for a rule without one)."""
+    return {_label(rule, "namespace") for rule in group.get("rules") or [] if isinstance(rule, dict)}
+
+
+def stack_groups(
+    groups: list[dict[str, Any]], namespace: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """The groups of this stack by name (every rule carries its namespace), and the namespaces of the
+    groups of the same names from other stacks, which share names across a Prometheus (dev and staging)."""
+    loaded: dict[str, dict[str, Any]] = {}
+    others: dict[str, set[str]] = {}
+    for group in groups:
+        name, namespaces = str(group.get("name")), group_namespaces(group)
+        if namespaces == {namespace}:
+            loaded.setdefault(name, group)
+        else:
+            others.setdefault(name, set()).update(n or "none" for n in namespaces)
+    return loaded, {name: sorted(found) for name, found in others.items()}
+
+
+def _firing(rule: dict[str, Any], namespace: str) -> int:
+    """The rule's alerts firing in the stack's namespace (an alert carries its rule's labels)."""
+    alerts = rule.get("alerts") or []
+    return sum(
+        1
+        for a in alerts
+        if isinstance(a, dict) and a.get("state") == "firing" and _label(a, "namespace") == namespace
+    )
+
+
+def evaluate_rules(
+    groups: list[dict[str, Any]], slo: SloTarget, namespace: str
+) -> tuple[bool, list[str], dict[str, Any]]:
+    """Pure: the loaded groups of `/api/v1/rules` against the service's SLO outputs. Only the groups
+    whose rules carry the stack's `namespace` label count, and only the page alerts firing with it."""
+    loaded, others = stack_groups(groups, namespace)
     missing = [name for name in slo.rule_groups if name not in loaded]
+    elsewhere = {name: others[name] for name in missing if name in others}
     rules = [
         (name, rule)
         for name in slo.rule_groups
@@ -474,19 +519,21 @@ def evaluate_rules(groups: list[dict[str, Any]], slo: SloTarget) -> tuple[bool, 
         for group, rule in rules
         if rule.get("health") != "ok"
     ]
-    alerts = {str(rule.get("name")): rule for _, rule in rules if rule.get("type") == "alerting"}
-    undefined = [a for a in (*slo.page_alerts, *slo.ticket_alerts) if a not in alerts]
-    firing = {
-        name: sum(
-            1 for a in alerts[name].get("alerts") or [] if isinstance(a, dict) and a.get("state") == "firing"
-        )
-        for name in slo.page_alerts
-        if name in alerts
-    }
-    firing = {name: count for name, count in firing.items() if count}
+    alerting = [rule for _, rule in rules if rule.get("type") == "alerting"]
+    defined = {str(rule.get("name")) for rule in alerting}
+    undefined = [a for a in (*slo.page_alerts, *slo.ticket_alerts) if a not in defined]
+    firing: dict[str, int] = {}
+    for rule in alerting:  # an alert name has a rule per burn-rate window pair
+        if rule.get("name") in slo.page_alerts and (count := _firing(rule, namespace)):
+            firing[str(rule["name"])] = firing.get(str(rule["name"]), 0) + count
     problems = []
     if missing:
-        problems.append(f"rule groups not loaded: {', '.join(missing)} (Prometheus has {len(groups)} groups)")
+        problem = f"rule groups not loaded for namespace {namespace}: {', '.join(missing)}"
+        problem += f" (Prometheus has {len(groups)} groups"
+        if elsewhere:
+            found = sorted({n for namespaces in elsewhere.values() for n in namespaces})
+            problem += f"; {len(elsewhere)} of these names only for namespace {', '.join(found)}"
+        problems.append(problem + ")")
     for item in unhealthy:
         why = f": {item['error']}" if item["error"] else ""
         problems.append(f"rule {item['rule']} in {item['group']} is {item['health'] or 'unknown'}{why}")
@@ -495,8 +542,10 @@ def evaluate_rules(groups: list[dict[str, Any]], slo: SloTarget) -> tuple[bool, 
     if firing:
         problems.append("page alerts firing: " + ", ".join(f"{n} ({c})" for n, c in sorted(firing.items())))
     evidence = {
+        "namespace": namespace,
         "ruleGroups": list(slo.rule_groups),
         "missingGroups": missing,
+        "missingGroupsInOtherNamespaces": elsewhere,
         "files": sorted({str(loaded[n].get("file")) for n in slo.rule_groups if n in loaded}),
         "rules": len(rules),
         "unhealthyRules": unhealthy,
@@ -515,13 +564,15 @@ def check_rules(ctx: Context, service: ServiceTarget) -> CheckResult:
     label = f"{service.name}: "
 
     def run() -> CheckResult:
-        passed, problems, evidence = evaluate_rules(prometheus_rule_groups(ctx), slo)
+        assert ctx.inputs.namespace is not None
+        groups = prometheus_rule_groups(ctx)
+        passed, problems, evidence = evaluate_rules(groups, slo, ctx.inputs.namespace)
         evidence = {"prometheus": ctx.inputs.prometheus_url, **evidence}
         if not passed:
             return CheckResult("rules", target, False, label + "; ".join(problems), evidence)
         message = (
             f"{label}{len(slo.rule_groups)} rule groups loaded, {evidence['rules']} rules healthy, "
-            f"{len(slo.page_alerts)} page alerts defined, none firing"
+            f"{len(slo.page_alerts)} page alerts defined, none firing in {ctx.inputs.namespace}"
         )
         return CheckResult("rules", target, True, message, evidence)
 
@@ -534,8 +585,8 @@ def check_rules(ctx: Context, service: ServiceTarget) -> CheckResult:
 def check_probe(ctx: Context, service: ServiceTarget) -> CheckResult:
     probe = service.probe
     assert probe is not None
-    samples = run_probe(probe, ctx.transport.deadline, ctx.verify)
-    passed, message, evidence = evaluate_probe(samples, probe)
+    run = run_probe(probe, ctx.transport.deadline, ctx.verify)
+    passed, message, evidence = evaluate_probe(run, probe)
     return CheckResult("probe", probe.url, passed, f"{service.name}: {message}", evidence)
 
 
@@ -660,20 +711,32 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--prometheus-url", metavar="URL", help="Prometheus to ask (default: prometheus.url)")
     parser.add_argument("--ca-bundle", type=Path, metavar="PATH", help="CA certificates to trust for TLS")
-    parser.add_argument("--probe-requests", type=int, metavar="N", help="probe requests per service")
-    parser.add_argument("--probe-concurrency", type=int, metavar="C", help="probe requests in flight")
+    parser.add_argument(
+        "--probe-requests",
+        type=int,
+        metavar="N",
+        help=f"probe requests per service (1..{MAX_PROBE_REQUESTS})",
+    )
+    parser.add_argument(
+        "--probe-concurrency",
+        type=int,
+        metavar="C",
+        help=f"probe requests in flight (1..{MAX_PROBE_CONCURRENCY})",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> VerifyOptions:
     problems = []
     if not args.timeout > 0:
         problems.append(f"--timeout: must be more than 0 seconds (got {args.timeout:g})")
-    for flag, value in (
-        ("--probe-requests", args.probe_requests),
-        ("--probe-concurrency", args.probe_concurrency),
+    for flag, value, most in (
+        ("--probe-requests", args.probe_requests, MAX_PROBE_REQUESTS),
+        ("--probe-concurrency", args.probe_concurrency, MAX_PROBE_CONCURRENCY),
     ):
         if value is not None and value < 1:
             problems.append(f"{flag}: must be at least 1 (got {value})")
+        elif value is not None and value > most:
+            problems.append(f"{flag}: must be at most {most} (got {value})")
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
         problems.append(f"--ca-bundle {args.ca_bundle}: not a file")
     if args.prometheus_url is not None and not HTTP_URL.match(args.prometheus_url):

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, go_duration_seconds
+from roadbike.stackfile import SECRET_STAND_IN
 from tests.helpers import STACKS, parse, roadbike, stack_raw, write_stack
 
 
@@ -217,3 +218,63 @@ def test_plan_refuses_missing_stack(tmp_path: Path) -> None:
     result = roadbike("plan", "--stack", "nope", "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert "stacks/Pulumi.nope.yaml: stack config file not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "kind"),
+    [("--config-file", "directory"), ("--config-file", "binary"), ("--policy-pack-config", "directory")],
+)
+def test_unreadable_input_files_are_exit_2(tmp_path: Path, option: str, kind: str) -> None:
+    target = tmp_path / "input"
+    if kind == "directory":
+        target.mkdir()
+    else:
+        target.write_bytes(b"config:\n  roadbike:environment: \xff\xfe\n")
+    result = roadbike("plan", "--stack", "dev", option, str(target), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2, result.stderr
+    assert f"error: {target}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_out_directory_that_cannot_be_made_is_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = roadbike("plan", "--stack", "dev", "--out", str(blocker / "plan"))
+    assert result.returncode == 2, result.stderr
+    assert "error: --out" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_secret_values_only_where_a_secret_is_taken(tmp_path: Path) -> None:
+    raw = stack_raw("prod")
+    raw["kubernetes"]["deployer"] = {"kind": "ServiceAccount", "name": {"secure": "v1:abc"}}
+    raw["services"][0]["probe"] = {"url": {"secure": "v1:def"}}
+    stack_file = write_stack(tmp_path / "Pulumi.s.yaml", raw)
+    result = roadbike("plan", "--stack", "s", "--config-file", str(stack_file), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "a secret value is accepted only for" in line]
+    assert [line.split(": ")[2] for line in lines] == [
+        "roadbike:kubernetes.deployer.name",
+        "roadbike:services[0].probe.url",
+    ]
+    assert "roadbike:registry.password" in lines[0]
+    assert SECRET_STAND_IN not in result.stderr + result.stdout
+
+
+def test_the_registry_password_may_be_secret(tmp_path: Path) -> None:
+    raw = stack_raw("prod")
+    assert raw["registry"]["password"] == SECRET_STAND_IN  # the committed prod stack holds it as `secure:`
+    assert parse(raw).registry.password is not None
+
+
+def test_a_bad_secret_value_is_never_echoed() -> None:
+    def numeric_password(raw: dict[str, Any]) -> None:
+        raw["registry"] = {
+            "mode": "external",
+            "host": "registry.example.test",
+            "username": "u",
+            "password": 1234567890,
+        }
+
+    lines = problems(edit(numeric_password))
+    assert any("roadbike:registry.password" in line for line in lines), lines
+    assert not any("1234567890" in line for line in lines)

@@ -6,14 +6,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bench.fleet import write_fleet
-from roadbike.analyzer import running_pack
-from tests.helpers import REPO
+from roadbike.analyzer import AnalysisSession, PolicyPackError, running_pack, running_packs
+from roadbike.program import ProgramRun
+from tests.helpers import REPO, resource
 
 
 def alive(pid: int) -> bool:
@@ -43,7 +46,8 @@ def test_pack_stopped_when_the_plan_body_fails() -> None:
     assert not alive(pid)
 
 
-def test_pack_stopped_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_pack_stopped_on_ctrl_c_or_sigterm(tmp_path: Path, stop: signal.Signals) -> None:
     stack = write_fleet(tmp_path / "Pulumi.fleet.yaml", 300)
     command = [
         str(Path(sys.executable).parent / "roadbike"),
@@ -69,9 +73,56 @@ def test_pack_stopped_on_ctrl_c(tmp_path: Path) -> None:
         packs = children(process.pid)
         time.sleep(0.05)
     assert packs, "the policy pack process was not started"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
     assert not any(alive(pid) for pid in packs)
+
+
+RAISING_PACK = """
+from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy
+
+
+def explode(args, report_violation):
+    raise RuntimeError("policy bug: cannot read " + args.name)
+
+
+PolicyPack(
+    name="broken",
+    policies=[ResourceValidationPolicy(name="explodes", description="Always raises.", validate=explode)],
+    enforcement_level=EnforcementLevel.MANDATORY,
+)
+"""
+
+
+def test_a_policy_that_raises_fails_the_analysis_without_hanging(tmp_path: Path) -> None:
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\nversion: 0.0.1\n")
+    (tmp_path / "__main__.py").write_text(RAISING_PACK)
+    run = ProgramRun(
+        project="roadbike",
+        stack="t",
+        resources=[
+            resource("kubernetes:core/v1:Namespace", f"ns-{i}", {"kind": "Namespace"}) for i in range(80)
+        ],
+    )
+    with running_packs(tmp_path, "roadbike", "t", 2) as packs:
+        session = AnalysisSession(packs, "roadbike", "t", {})
+        for recorded in run.resources:
+            session.submit(recorded)
+        outcome: list[BaseException] = []
+        finisher = threading.Thread(target=lambda: _capture(outcome, lambda: session.finish(run)))
+        finisher.start()
+        finisher.join(timeout=60)
+        assert not finisher.is_alive(), "the analysis hung after a policy raised"
+    [error] = outcome
+    assert isinstance(error, PolicyPackError)
+    assert "policy bug: cannot read ns-" in str(error)
+
+
+def _capture(outcome: list[BaseException], call: Callable[[], object]) -> None:
+    try:
+        call()
+    except BaseException as error:
+        outcome.append(error)

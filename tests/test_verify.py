@@ -6,16 +6,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from roadbike.oci import parse_challenge
-from roadbike.probe import ProbeSample, evaluate_probe, percentile
+from roadbike.probe import ProbeRun, ProbeSample, evaluate_probe, percentile
 from roadbike.stack_outputs import ProbeTarget, SloTarget, VerifyOptions
 from roadbike.transport import Deadline, HttpFailure, Transport
 from roadbike.verify import evaluate_rules, legacy_signature_tag, referrers_tag, verify
@@ -219,13 +221,15 @@ class Run:
         return {c["service"] or c["name"]: c for c in self.document["checks"] if c["name"] == name}
 
 
-def run_verify(tmp_path: Path, outputs: dict[str, Any], registry: Registry | None, **options: Any) -> Run:
+def run_verify(
+    tmp_path: Path, outputs: dict[str, Any], registry: Registry | None, timeout: float = 30, **options: Any
+) -> Run:
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     out, err = io.StringIO(), io.StringIO()
     code = verify(
         VerifyOptions(
-            outputs=path, ca_bundle=registry.ca_bundle if registry else None, timeout=30, **options
+            outputs=path, ca_bundle=registry.ca_bundle if registry else None, timeout=timeout, **options
         ),
         out,
         err,
@@ -356,9 +360,125 @@ def test_a_rule_file_not_loaded_fails_the_rules_check(
     assert results[left_out]["passed"] is False
     missing = rendered_rules.slo(left_out)["ruleGroups"]
     assert results[left_out]["evidence"]["missingGroups"] == missing
-    assert f"rule groups not loaded: {', '.join(missing)}" in results[left_out]["message"]
+    assert (
+        f"rule groups not loaded for namespace delivery-dev: {', '.join(missing)}"
+        in (results[left_out]["message"])
+    )
     for name in loaded:
         assert results[name]["passed"] is True
+
+
+def firing_copy(rules_file: Path, directory: Path) -> Path:
+    """The rule file with every page alert firing at once (`vector(1)`, no `for`): same names and labels."""
+    document = yaml.safe_load(rules_file.read_text())
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            if rule.get("labels", {}).get("severity") == "page":
+                rule["expr"] = "vector(1)"
+                rule.pop("for", None)
+    path = directory / rules_file.name
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@dataclass(frozen=True)
+class TwoStacks:
+    """Prometheus with dev's rules but one service's, and staging's rules (same group and alert names,
+    namespace delivery-staging) of every service with its page alerts firing, in files listed after dev's."""
+
+    prometheus: Prometheus
+    left_out: str
+    staging_slo: dict[str, dict[str, list[str]]]
+    staging_files: dict[str, Path]
+
+
+@pytest.fixture(scope="session")
+def two_stacks(
+    tmp_path_factory: pytest.TempPathFactory,
+    plans: dict[str, tuple[Path, Any]],
+    rendered_rules: RenderedRules,
+    prometheus_with: Callable[[tuple[Path, ...]], Prometheus],
+) -> TwoStacks:
+    staging_out, result = plans["staging"]
+    assert result.returncode in (0, 1), result.stderr
+    staging = RenderedRules(staging_out, {n: staging_out / f"prometheus/{n}.rules.yml" for n in DEV_SERVICES})
+    directory = tmp_path_factory.mktemp("zz-staging-firing")  # after dev's files in Prometheus' order
+    *loaded, left_out = DEV_SERVICES
+    files = tuple(rendered_rules.files[name] for name in loaded)
+    files += tuple(firing_copy(staging.files[name], directory) for name in DEV_SERVICES)
+    prometheus = prometheus_with(files)
+    end = time.monotonic() + 20
+    while not _staging_pages_firing(prometheus, len(DEV_SERVICES)):
+        assert time.monotonic() < end, "staging's page alerts never fired"
+        time.sleep(0.2)
+    return TwoStacks(prometheus, left_out, {name: staging.slo(name) for name in DEV_SERVICES}, staging.files)
+
+
+def _staging_pages_firing(prometheus: Prometheus, services: int) -> bool:
+    alerts = requests.get(f"{prometheus.url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    firing = {
+        a["labels"]["service"]
+        for a in alerts
+        if a["state"] == "firing" and a["labels"].get("namespace") == "delivery-staging"
+    }
+    return len(firing) == services
+
+
+def test_another_stacks_groups_of_the_same_names_do_not_mask_a_missing_group(
+    tmp_path: Path, registry: Registry, images: Images, rendered_rules: RenderedRules, two_stacks: TwoStacks
+) -> None:
+    outputs = stack_outputs(
+        registry, dev_services(registry, images, rendered_rules), two_stacks.prometheus.url
+    )
+    run = run_verify(tmp_path, outputs, registry, only=("rules",))
+    assert run.code == 1
+    result = run.checks("rules")[two_stacks.left_out]
+    missing = rendered_rules.slo(two_stacks.left_out)["ruleGroups"]
+    assert missing == two_stacks.staging_slo[two_stacks.left_out]["ruleGroups"]  # the very same names
+    assert result["passed"] is False
+    assert result["evidence"]["missingGroups"] == missing
+    assert result["evidence"]["missingGroupsInOtherNamespaces"] == {
+        name: ["delivery-staging"] for name in missing
+    }
+    assert f"rule groups not loaded for namespace delivery-dev: {', '.join(missing)}" in result["message"]
+    assert f"{len(missing)} of these names only for namespace delivery-staging" in result["message"]
+
+
+def test_another_stacks_firing_page_alert_does_not_fail_this_stack(
+    tmp_path: Path, registry: Registry, images: Images, rendered_rules: RenderedRules, two_stacks: TwoStacks
+) -> None:
+    outputs = stack_outputs(
+        registry, dev_services(registry, images, rendered_rules), two_stacks.prometheus.url
+    )
+    run = run_verify(tmp_path, outputs, registry, only=("rules",))
+    for name in DEV_SERVICES:
+        if name == two_stacks.left_out:
+            continue
+        result = run.checks("rules")[name]
+        assert result["passed"] is True, result["message"]
+        assert result["evidence"]["firingPageAlerts"] == {}
+        assert result["message"].endswith("page alerts defined, none firing in delivery-dev")
+
+    # the same Prometheus, read for staging: its page alerts are firing, and fail staging
+    staging = {name: {"slo": slo} for name, slo in two_stacks.staging_slo.items()}
+    staging_outputs = {"namespace": "delivery-staging", "services": staging}
+    run = run_verify(
+        tmp_path, staging_outputs, None, only=("rules",), prometheus_url=two_stacks.prometheus.url
+    )
+    assert run.code == 1
+    for name, slo in two_stacks.staging_slo.items():
+        result = run.checks("rules")[name]
+        assert result["evidence"]["missingGroups"] == []
+        rules = [
+            r
+            for g in yaml.safe_load(two_stacks.staging_files[name].read_text())["groups"]
+            for r in g["rules"]
+        ]
+        pages = [r["alert"] for r in rules if r.get("labels", {}).get("severity") == "page"]
+        assert result["evidence"]["firingPageAlerts"] == {
+            alert: pages.count(alert) for alert in slo["pageAlerts"]
+        }
+        assert "page alerts firing: " in result["message"]
 
 
 def test_a_slow_failing_endpoint_breaks_the_latency_slo(
@@ -385,6 +505,51 @@ def test_the_probe_flags_override_the_outputs(tmp_path: Path, service: Service) 
     assert run.code == 0
     evidence = run.checks("probe")["web"]["evidence"]
     assert (evidence["requests"], evidence["concurrency"]) == (5, 1)
+    assert (evidence["plannedRequests"], evidence["stoppedShort"]) == (5, None)
+
+
+def test_the_probe_stops_when_the_time_budget_is_spent_and_fails(tmp_path: Path, service: Service) -> None:
+    """The most requests allowed, against an endpoint that takes 0.35s, with a 1s budget: the probe sends
+    what fits in the budget (4 at a time, none scheduled ahead), judges only those, and fails the run."""
+    outputs = {
+        "services": {"slow": {"probe": probe_outputs(service.endpoint(f"{SLOW_FAILING_PATH}/budget"))}}
+    }
+    started = time.monotonic()
+    run = run_verify(
+        tmp_path, outputs, None, timeout=1, only=("probe",), probe_requests=100_000, probe_concurrency=4
+    )
+    elapsed = time.monotonic() - started
+    assert run.code == 1
+    assert elapsed < 5, f"the probe ran {elapsed:.1f}s past a 1s budget"
+    probe = run.checks("probe")["slow"]
+    evidence = probe["evidence"]
+    sent = evidence["requests"]
+    assert 0 < sent <= 4 * 4 and evidence["plannedRequests"] == 100_000
+    assert sum(evidence["statuses"].values()) == sent  # only the requests made are counted
+    assert evidence["stoppedShort"] == "total timeout of 1s exhausted"
+    assert evidence["p95Seconds"] > 0.3 and "latency" in evidence["broken"]  # no 0s stand-ins
+    assert probe["passed"] is False
+    assert probe["message"].startswith(
+        f"slow: sent {sent} of 100000 requests, 4 at a time: total timeout of 1s exhausted; over those sent: "
+    )
+
+
+def test_probe_flags_beyond_the_bounds_are_usage_errors(tmp_path: Path) -> None:
+    result = roadbike(
+        "verify",
+        "--outputs",
+        "outputs.json",
+        "--probe-requests",
+        "3000000",
+        "--probe-concurrency",
+        "1001",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --probe-requests: must be at most 100000 (got 3000000)",
+        "error: --probe-concurrency: must be at most 1000 (got 1001)",
+    ]
 
 
 def test_the_registry_down_is_a_failed_check_with_evidence_not_a_traceback(tmp_path: Path) -> None:
@@ -393,6 +558,7 @@ def test_the_registry_down_is_a_failed_check_with_evidence_not_a_traceback(tmp_p
     digest = "sha256:" + "a" * 64
     repository = f"{host}/{OWNER}/go-http-server"
     outputs = {
+        "namespace": "delivery-dev",
         "registry": {"host": host, "url": f"https://{host}", "username": "ci", "password": "not-used"},
         "prometheus": {"url": f"http://127.0.0.1:{port}"},
         "services": {
@@ -727,6 +893,11 @@ def test_masked_secrets_are_bad_input_asking_for_show_secrets(tmp_path: Path, re
             ("rules",),
             "outputs.json: services.web.slo.ruleGroups: missing",
         ),
+        (
+            '{"prometheus": {"url": "http://127.0.0.1:9"}, "services": {"web": {"slo": {}}}}',
+            ("rules",),
+            "outputs.json: namespace: missing",
+        ),
         ('{"services": {"web": {}}}', ("probe",), "outputs.json: services.*.probe: missing"),
         (
             '{"services": {"web": {"probe": {"url": "ftp://x", "requests": 0}}}}',
@@ -855,20 +1026,37 @@ def test_the_total_deadline_bounds_every_request(service: Service) -> None:
 # --- pure evaluations ----------------------------------------------------------------------------------
 
 
-def _rules_api(state: str = "inactive", health: str = "ok", firing: int = 0) -> list[dict[str, Any]]:
-    alerts = [{"labels": {"alertname": "Burn"}, "state": "firing"}] * firing
+def _rules_api(
+    state: str = "inactive", health: str = "ok", firing: int = 0, namespace: str = "ns-a"
+) -> list[dict[str, Any]]:
+    labels = {"namespace": namespace}
+    alerts = [{"labels": {"alertname": "Burn", **labels}, "state": "firing"}] * firing
     return [
         {
             "name": "sli",
-            "file": "a.rules.yml",
-            "rules": [{"name": "slo:ratio", "type": "recording", "health": health}],
+            "file": f"{namespace}.rules.yml",
+            "rules": [{"name": "slo:ratio", "type": "recording", "health": health, "labels": labels}],
         },
         {
             "name": "alerts",
-            "file": "a.rules.yml",
+            "file": f"{namespace}.rules.yml",
             "rules": [
-                {"name": "Burn", "type": "alerting", "health": "ok", "state": state, "alerts": alerts},
-                {"name": "Slow", "type": "alerting", "health": "ok", "state": "inactive", "alerts": []},
+                {
+                    "name": "Burn",
+                    "type": "alerting",
+                    "health": "ok",
+                    "state": state,
+                    "alerts": alerts,
+                    "labels": labels,
+                },
+                {
+                    "name": "Slow",
+                    "type": "alerting",
+                    "health": "ok",
+                    "state": "inactive",
+                    "alerts": [],
+                    "labels": labels,
+                },
             ],
         },
     ]
@@ -878,19 +1066,28 @@ SLO = SloTarget(rule_groups=("sli", "alerts"), page_alerts=("Burn",), ticket_ale
 
 
 def test_evaluate_rules_passes_healthy_loaded_groups() -> None:
-    passed, problems, evidence = evaluate_rules(_rules_api(), SLO)
-    assert (passed, problems, evidence["rules"], evidence["files"]) == (True, [], 3, ["a.rules.yml"])
+    passed, problems, evidence = evaluate_rules(_rules_api(), SLO, "ns-a")
+    assert (passed, problems, evidence["rules"], evidence["files"]) == (True, [], 3, ["ns-a.rules.yml"])
 
 
 def test_evaluate_rules_fails_a_firing_page_alert() -> None:
-    passed, problems, evidence = evaluate_rules(_rules_api(state="firing", firing=2), SLO)
+    passed, problems, evidence = evaluate_rules(_rules_api(state="firing", firing=2), SLO, "ns-a")
     assert not passed and problems == ["page alerts firing: Burn (2)"]
     assert evidence["firingPageAlerts"] == {"Burn": 2}
 
 
+def test_evaluate_rules_counts_only_the_stacks_namespace() -> None:
+    other = _rules_api(state="firing", firing=2, namespace="ns-b")
+    passed, problems, evidence = evaluate_rules(_rules_api() + other, SLO, "ns-a")
+    assert (passed, problems, evidence["firingPageAlerts"]) == (True, [], {})
+    passed, problems, evidence = evaluate_rules(other, SLO, "ns-a")
+    assert not passed and evidence["missingGroups"] == ["sli", "alerts"]
+    assert evidence["missingGroupsInOtherNamespaces"] == {"sli": ["ns-b"], "alerts": ["ns-b"]}
+
+
 def test_evaluate_rules_fails_unhealthy_rules_and_undefined_alerts() -> None:
     slo = SloTarget(rule_groups=("sli", "alerts"), page_alerts=("Burn", "Missing"), ticket_alerts=())
-    passed, problems, _ = evaluate_rules(_rules_api(health="err"), slo)
+    passed, problems, _ = evaluate_rules(_rules_api(health="err"), slo, "ns-a")
     assert not passed
     assert problems == ["rule slo:ratio in sli is err", "alerts not defined in the loaded groups: Missing"]
 
@@ -903,7 +1100,7 @@ def test_percentile_is_nearest_rank() -> None:
 def test_evaluate_probe_counts_transport_errors_as_errors() -> None:
     probe = ProbeTarget("http://x/", 4, 2, latency_threshold_seconds=1, success_ratio=0.75, error_ratio=0.25)
     samples = [ProbeSample(0.1, 200)] * 3 + [ProbeSample(2.0, None, "read timeout")]
-    passed, message, evidence = evaluate_probe(samples, probe)
+    passed, message, evidence = evaluate_probe(ProbeRun(tuple(samples), planned=4), probe)
     assert passed is False and evidence["broken"] == ["latency"]
     assert evidence["statuses"] == {"200": 3, "error": 1}
     assert message.startswith("4 requests, 2 at a time: p95 2.000s > 1s, success 75.0% >= 75.0%")
