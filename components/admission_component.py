@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.admission import service_image_policy
 from components.config import Service, StackConfig
+from components.k8s_resources import custom_resource
 
 TYPE = "roadbike:admission:SignedImagesOnly"
 
@@ -24,12 +24,5 @@ class SignedImagesOnly(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE, name, {"service": service.name, "mode": config.signing.mode}, opts)
         manifest: dict[str, Any] = service_image_policy(config, service, public_key)
-        self.policy = k8s.apiextensions.CustomResource(
-            name,
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            metadata=manifest["metadata"],
-            spec=manifest["spec"],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.policy = custom_resource(name, manifest, pulumi.ResourceOptions(parent=self))
         self.register_outputs({"policy": manifest["metadata"]["name"]})

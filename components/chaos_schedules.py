@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from components.chaos import role_binding_manifest, role_manifest, schedule_manifests
 from components.config import Service, StackConfig
+from components.k8s_resources import custom_resource
 
 
 class ChaosSchedules(pulumi.ComponentResource):
@@ -46,11 +47,8 @@ class ChaosSchedules(pulumi.ComponentResource):
         self.register_outputs(self.outputs)
 
     def _schedule(self, manifest: dict[str, Any]) -> k8s.apiextensions.CustomResource:
-        return k8s.apiextensions.CustomResource(
+        return custom_resource(
             manifest["metadata"]["name"],
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            metadata=manifest["metadata"],
-            spec=manifest["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._namespace, self.role_binding]),
+            manifest,
+            pulumi.ResourceOptions(parent=self, depends_on=[self._namespace, self.role_binding]),
         )

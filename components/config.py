@@ -25,6 +25,7 @@ PROJECT = "roadbike"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+HTTP_URL = r"^https?://[^\s/]+(/\S*)?$"
 # https://semver.org/#is-there-a-suggested-regular-expression-regex-to-check-a-semver-string
 SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -234,10 +235,8 @@ class PrometheusConfig(Model):
     rule_selector_labels: dict[str, str] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"}, alias="ruleSelectorLabels"
     )
-    url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
-    runbook_base_url: str | None = Field(
-        default=None, alias="runbookBaseUrl", pattern=r"^https?://[^\s/]+(/\S*)?$"
-    )
+    url: str | None = Field(default=None, pattern=HTTP_URL)
+    runbook_base_url: str | None = Field(default=None, alias="runbookBaseUrl", pattern=HTTP_URL)
 
     @field_validator("rule_selector_labels")
     @classmethod
@@ -333,7 +332,7 @@ class SliProbe(Model):
     ratio SLI's objective, error ratio 1 - success ratio.
     """
 
-    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    url: str = Field(pattern=HTTP_URL)
     requests: int = Field(default=50, ge=1, le=10_000)
     concurrency: int = Field(default=5, ge=1, le=100)
     latency_threshold_seconds: float | None = Field(default=None, alias="latencyThresholdSeconds", gt=0)
@@ -482,7 +481,7 @@ def key_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _alias_loc(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+def _alias_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """pydantic reports aliases already; this keeps the loc but drops pydantic's internal markers."""
     return tuple(p for p in loc if p not in ("function-after", "function-before", "[key]"))
 
@@ -531,7 +530,7 @@ def parse_stack_config(
 
 
 def _problem_line(source: str, err: Any) -> str:
-    loc = _alias_loc(StackConfig, tuple(err["loc"]))
+    loc = _alias_loc(tuple(err["loc"]))
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, ProbeThresholdError):
         loc = (*loc, "probe", ctx_error.key)

@@ -25,6 +25,7 @@ from components.github_repo import (
     webhook_args,
 )
 from components.naming import ServiceNames, release_environment, service_names
+from components.secret_output import secret
 from components.workflows import (
     CI_WORKFLOW,
     DEPENDABOT,
@@ -95,11 +96,7 @@ class GitHubPipeline(pulumi.ComponentResource):
             # Created after the workflows exist, so that the checks it requires can ever report.
             self.default_branch_ruleset = github.RepositoryRuleset(
                 self.names.resource("default-branch"),
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[*created, *self.files.values()],
-                    aliases=_former_parent(opts),
-                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*created, *self.files.values()]),
                 **default_branch_ruleset_args(config, service, ci_required_checks()),
             )
         self.environment = self._environment(config, service, on_repository, registry_credentials)
@@ -147,7 +144,7 @@ class GitHubPipeline(pulumi.ComponentResource):
                 repository=service.repository,
                 environment=tier,
                 secret_name=SECRET_REGISTRY_PASSWORD,
-                value=pulumi.Output.secret(registry_credentials.password),
+                value=secret(registry_credentials.password),
                 opts=in_environment,
             )
         return environment
@@ -162,13 +159,13 @@ class GitHubPipeline(pulumi.ComponentResource):
         args = webhook_args(config, service)
         if args is None:
             return None
-        secret = random.RandomPassword(
+        password = random.RandomPassword(
             self.names.resource("webhook-secret"),
             length=WEBHOOK_SECRET_LENGTH,
             special=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.webhook_secret = pulumi.Output.secret(secret.result)
+        self.webhook_secret = secret(password.result)
         settings = args["configuration"]
         configuration = github.RepositoryWebhookConfigurationArgs(
             url=settings["url"],
@@ -184,10 +181,3 @@ class GitHubPipeline(pulumi.ComponentResource):
             configuration=configuration,
             opts=on_repository,
         )
-
-
-def _former_parent(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias] | None:
-    """The default branch ruleset used to be the DeliveryChain's child: keep it, don't replace it."""
-    if opts is None or opts.parent is None:
-        return None
-    return [pulumi.Alias(parent=opts.parent)]

@@ -32,9 +32,6 @@ DEFAULT_USERNAME = "roadbike"
 HTPASSWD_REALM = "roadbike registry"
 RUN_AS_ID = 1000
 
-DEPLOYMENT = REGISTRY_SERVICE
-SERVICE = REGISTRY_SERVICE
-NETWORK_POLICY = REGISTRY_SERVICE
 DATA_CLAIM = f"{REGISTRY_SERVICE}-data"
 HTPASSWD_SECRET = f"{REGISTRY_SERVICE}-htpasswd"
 TLS_SECRET = f"{REGISTRY_SERVICE}-tls"
@@ -164,10 +161,10 @@ def data_claim_manifest(config: StackConfig) -> dict[str, Any]:
 def tls_dns_names(config: StackConfig) -> list[str]:
     namespace = config.kubernetes.namespace
     names = [
-        SERVICE,
-        f"{SERVICE}.{namespace}",
-        f"{SERVICE}.{namespace}.svc",
-        f"{SERVICE}.{namespace}.svc.cluster.local",
+        REGISTRY_SERVICE,
+        f"{REGISTRY_SERVICE}.{namespace}",
+        f"{REGISTRY_SERVICE}.{namespace}.svc",
+        f"{REGISTRY_SERVICE}.{namespace}.svc.cluster.local",
     ]
     host = registry_host(config).split(":")[0]
     return names if host in names else [*names, host]
@@ -273,7 +270,7 @@ def deployment_manifest(config: StackConfig) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(config, DEPLOYMENT),
+        "metadata": _metadata(config, REGISTRY_SERVICE),
         "spec": {
             "replicas": 1,
             # One ReadWriteOnce volume: the old pod must let go of it before the new one starts.
@@ -300,7 +297,7 @@ def service_manifest(config: StackConfig) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(config, SERVICE),
+        "metadata": _metadata(config, REGISTRY_SERVICE),
         "spec": {
             "type": "ClusterIP",
             "selector": registry_selector(),
@@ -314,7 +311,7 @@ def network_policy_manifest(config: StackConfig) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(config, NETWORK_POLICY),
+        "metadata": _metadata(config, REGISTRY_SERVICE),
         "spec": {
             "podSelector": {"matchLabels": registry_selector()},
             "policyTypes": ["Ingress", "Egress"],

@@ -11,7 +11,8 @@ import pulumi_random as random
 from components import registry
 from components.admission import pinned_image_policy, signing_enabled
 from components.config import StackConfig
-from components.naming import registry_host, registry_url
+from components.k8s_resources import custom_resource
+from components.naming import REGISTRY_SERVICE, registry_host, registry_url
 from components.secret_output import secret
 
 TYPE = "roadbike:registry:OciRegistry"
@@ -73,18 +74,11 @@ class OciRegistry(pulumi.ComponentResource):
             return k8s.core.v1.Secret(
                 f"{name}-secret", opts=self._in_namespace, string_data=body.pop("stringData"), **body
             )
-        return k8s.apiextensions.CustomResource(
-            f"{name}-{kind.lower()}",
-            api_version=manifest["apiVersion"],
-            kind=kind,
-            metadata=manifest["metadata"],
-            spec=manifest["spec"],
-            opts=self._in_namespace,
-        )
+        return custom_resource(f"{name}-{kind.lower()}", manifest, self._in_namespace)
 
     def _managed(self, config: StackConfig) -> pulumi.Output[str]:
         password = random.RandomPassword(
-            f"{registry.DEPLOYMENT}-password",
+            f"{REGISTRY_SERVICE}-password",
             length=PASSWORD_LENGTH,
             special=False,
             opts=pulumi.ResourceOptions(parent=self),
@@ -98,7 +92,7 @@ class OciRegistry(pulumi.ComponentResource):
         admission: list[pulumi.Resource] = []
         if signing_enabled(config):
             admission.append(
-                self._object(pinned_image_policy(config, registry.DEPLOYMENT, registry.REGISTRY_IMAGE))
+                self._object(pinned_image_policy(config, REGISTRY_SERVICE, registry.REGISTRY_IMAGE))
             )
         for manifest in registry.managed_manifests(config):
             created = self._object(manifest, admission)

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import Service, StackConfig
+from components.k8s_resources import custom_resource
 from components.slo import (
     alertmanager_config_resource,
     analysis_template,
@@ -21,20 +22,6 @@ from components.slo import (
     service_monitor,
     slo_outputs,
 )
-
-
-def custom_resource(
-    name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions
-) -> k8s.apiextensions.CustomResource:
-    """A rendered object as a CustomResource, named after its metadata.name."""
-    return k8s.apiextensions.CustomResource(
-        name,
-        api_version=manifest["apiVersion"],
-        kind=manifest["kind"],
-        metadata=manifest["metadata"],
-        spec=manifest["spec"],
-        opts=opts,
-    )
 
 
 class SloAlerts(pulumi.ComponentResource):

@@ -12,8 +12,7 @@ from pathlib import Path
 from components.config import ConfigError
 from roadbike import verify
 from roadbike.analyzer import PolicyPackError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from roadbike.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ def plan_document(run: ProgramRun) -> dict[str, Any]:
                 "name": r.name,
                 "custom": r.custom,
                 "parent": r.parent,
+                "provider": r.provider,
                 "inputs": redact(r.inputs),
                 "dependencies": r.dependencies,
             }

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.config import HTTP_URL as HTTP_URL_PATTERN
 from roadbike.oci import DIGEST, TAG
+from roadbike.program import SECRET_SIG_KEY
 
 CHECKS = ("registry", "images", "signatures", "rules", "probe")
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -25,9 +27,8 @@ MAX_PROBE_REQUESTS = 100_000
 MAX_PROBE_CONCURRENCY = 1_000
 
 # What `pulumi stack output --json` prints for a secret without --show-secrets, and the engine's
-# secret envelope when a raw state value slips through.
+# secret envelope (keyed by SECRET_SIG_KEY) when a raw state value slips through.
 MASKED_TEXTS = frozenset({"[secret]", "[redacted]", "********"})
-PULUMI_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 
 
 class InputError(Exception):
@@ -114,7 +115,7 @@ _MISSING = object()
 
 def _is_masked(value: Any) -> bool:
     return (isinstance(value, str) and value in MASKED_TEXTS) or (
-        isinstance(value, dict) and PULUMI_SECRET_SIG_KEY in value
+        isinstance(value, dict) and SECRET_SIG_KEY in value
     )
 
 
@@ -202,7 +203,7 @@ _PLAN_MASKED_TEXT = (
     "is a masked secret, as every secret in a plan; a check that needs it reads the outputs of "
     "`pulumi stack output --json --show-secrets` after `pulumi up`"
 )
-HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+HTTP_URL = re.compile(HTTP_URL_PATTERN)
 
 
 def read_outputs_document(path: Path, display: str) -> tuple[Any, str]:

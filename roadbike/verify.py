@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from roadbike.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from roadbike.oci import (
     DIGEST,
     IMAGE_MANIFEST_TYPES,
@@ -57,7 +58,6 @@ from roadbike.stack_outputs import (
 from roadbike.transport import Deadline, HttpFailure, Progress, Transport
 
 REQUIRED_PLATFORMS = ("linux/amd64", "linux/arm64")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 COSIGN_ARTIFACT_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"

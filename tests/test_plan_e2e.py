@@ -38,6 +38,8 @@ def test_plan_passes_for_committed_stack(plans: dict, stack: str) -> None:
         "roadbike:chain:DeliveryChain",
         "kubernetes:core/v1:Namespace",
     }
+    github = [r for r in plan["resources"] if r["type"].startswith("github:")]
+    assert github and all("$pulumi:providers:github::github::" in r["provider"] for r in github)
     report = json.loads((out / "policy/report.json").read_text())
     assert report["summary"] == {"mandatory": 0, "advisory": 0, "passed": True}
     assert report["analyzedResources"] == len(plan["resources"])

@@ -6,6 +6,8 @@ import base64
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,33 @@ def test_dynamic_provider_survives_serialization() -> None:
     restored = dill.loads(base64.b64decode(serialize_provider(CosignKeyPairProvider())))
     assert type(restored) is CosignKeyPairProvider
     assert serialize_provider(CosignKeyPairProvider()) == serialize_provider(CosignKeyPairProvider())
+
+
+PROVIDER_HOST = """
+import base64, json, sys
+import dill
+provider = dill.loads(base64.b64decode(sys.stdin.read()))
+result = provider.create({"service": "svc", "password": "correct horse battery"})
+print(json.dumps({"id": result.id, "publicKey": result.outs["publicKey"]}))
+"""
+
+
+def test_the_serialized_provider_creates_a_key_pair_in_a_fresh_process(tmp_path: Path) -> None:
+    # As the engine's dynamic provider host does: a new interpreter, elsewhere, given only the serialized
+    # provider; it must find its code and create a key pair.
+    result = subprocess.run(
+        [sys.executable, "-c", PROVIDER_HOST],
+        input=serialize_provider(CosignKeyPairProvider()),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["publicKey"].startswith("-----BEGIN PUBLIC KEY-----")
+    assert created["id"]
 
 
 def test_cosign_keys_under_mocks_put_private_parts_only_in_release_secrets() -> None:
