@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import empty_pb2, struct_pb2
+import jsonschema
+from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from roadbike.program import ProgramRun, RecordedResource
@@ -126,6 +127,24 @@ def _configure_request(policy_config: dict[str, Any], known: set[str], source: s
             analyzer_pb2.PolicyConfig(enforcementLevel=ENFORCEMENT_VALUES[level], properties=properties)
         )
     return request
+
+
+def _check_config_schemas(info: Any, policy_config: dict[str, Any], source: str) -> None:
+    """Refuse policy settings that break a policy's config schema, as the Pulumi CLI does."""
+    schemas = {p.name: p.configSchema for p in info.policies}
+    for name, value in policy_config.items():
+        if not isinstance(value, dict) or name not in schemas:
+            continue
+        settings = {k: v for k, v in value.items() if k != "enforcementLevel"}
+        schema = {
+            "type": "object",
+            "properties": json_format.MessageToDict(schemas[name].properties),
+            "required": list(schemas[name].required),
+        }
+        error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(settings))
+        if error is not None:
+            where = ".".join(str(part) for part in error.absolute_path)
+            raise ValueError(f"{source}: {name}{'.' + where if where else ''}: {error.message}")
 
 
 def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
@@ -362,6 +381,7 @@ class AnalysisSession:
         for name, value in self.policy_config.items():
             if name in levels:
                 levels[name] = value if isinstance(value, str) else value.get("enforcementLevel", "mandatory")
+        _check_config_schemas(info, self.policy_config, self.policy_config_source)
         stub.Configure(_configure_request(self.policy_config, set(levels), self.policy_config_source))
         stub.ConfigureStack(
             analyzer_pb2.AnalyzerStackConfigureRequest(

@@ -142,3 +142,14 @@ def test_no_secret_value_in_clear_anywhere_in_the_plan(plans: dict, stack: str) 
     texts = [result.stdout, result.stderr] + [p.read_text() for p in out.rglob("*") if p.is_file()]
     leaked = sorted(s for s in secrets for text in texts if s in text)
     assert leaked == []
+
+
+def test_policy_settings_that_break_the_policy_schema_are_exit_2(tmp_path: Path) -> None:
+    settings = tmp_path / "policy-config.json"
+    settings.write_text(json.dumps({"chaos-duration-cap": {"maxDuration": 5}}))
+    result = roadbike(
+        "plan", "--stack", "dev", "--out", str(tmp_path / "o"), "--policy-pack-config", str(settings)
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "chaos-duration-cap.maxDuration: 5 is not of type 'string'" in result.stderr
+    assert not (tmp_path / "o" / "plan.json").exists()
