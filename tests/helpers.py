@@ -112,3 +112,34 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
         if key in node:
             node[key] = [strict_schema(sub) for sub in node[key]]
     return node
+
+
+def of_type(run: ProgramRun, resource_type: str) -> list[RecordedResource]:
+    return [r for r in run.resources if r.type == resource_type]
+
+
+def by_name(run: ProgramRun, resource_type: str) -> dict[str, RecordedResource]:
+    return {r.name: r for r in of_type(run, resource_type)}
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """zizmor as the acceptance asks: offline, auditor persona, every finding as JSON."""
+    command = [
+        require_tool("zizmor"),
+        "--offline",
+        "--persona",
+        "auditor",
+        "--collect=all",
+        "--format",
+        "json",
+    ]
+    return subprocess.run([*command, "--", *map(str, paths)], capture_output=True, text=True, timeout=120)
+
+
+def check_jsonschema(schema: str, *paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -9,9 +9,8 @@ import kubernetes_validate
 import yaml
 
 from components.chaos import PAUSE_ANNOTATION, role_binding_manifest, role_manifest, schedule_manifests
-from roadbike.program import ProgramRun, RecordedResource
 from roadbike.redact import redact
-from tests.helpers import parse, run_raw, stack_raw
+from tests.helpers import by_name, of_type, parse, run_raw, stack_raw
 from tests.test_chaos import KUBERNETES_VERSION, schema_errors
 
 COMPONENT = "roadbike:chaos:ChaosSchedules"
@@ -20,14 +19,6 @@ ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 CHAIN = "roadbike:chain:DeliveryChain"
 NAMESPACE = "kubernetes:core/v1:Namespace"
-
-
-def of_type(run: ProgramRun, type_: str) -> list[RecordedResource]:
-    return [r for r in run.resources if r.type == type_]
-
-
-def by_name(run: ProgramRun, type_: str) -> dict[str, RecordedResource]:
-    return {r.name: r for r in of_type(run, type_)}
 
 
 def test_chaos_schedules_are_children_of_the_services_chain() -> None:

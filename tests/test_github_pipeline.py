@@ -14,7 +14,18 @@ from components.github_repo import RELEASE_TAG_PATTERN, WEBHOOK_EVENTS
 from components.workflows import ci_required_checks, render_files
 from roadbike.program import ProgramRun, RecordedResource, is_secret, run_program
 from roadbike.stackfile import StackFile
-from tests.helpers import STACKS, parse, require_tool, roadbike, run_raw, stack_raw, write_stack
+from tests.helpers import (
+    STACKS,
+    by_name,
+    check_jsonschema,
+    of_type,
+    parse,
+    roadbike,
+    run_raw,
+    stack_raw,
+    write_stack,
+    zizmor,
+)
 
 PIPELINE = "roadbike:github:GitHubPipeline"
 CHAIN = "roadbike:chain:DeliveryChain"
@@ -27,14 +38,6 @@ VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
 SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
 WEBHOOK = "github:index/repositoryWebhook:RepositoryWebhook"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
-
-
-def of_type(run: ProgramRun, type_: str) -> list[RecordedResource]:
-    return [r for r in run.resources if r.type == type_]
-
-
-def by_name(run: ProgramRun, type_: str) -> dict[str, RecordedResource]:
-    return {r.name: r for r in of_type(run, type_)}
 
 
 @pytest.fixture(scope="module")
@@ -301,24 +304,9 @@ def test_planned_workflows_pass_zizmor_and_the_schemas(plans: dict, stack: str) 
     assert written == sorted(
         f"{s.repository}/{path}" for s in config.services for path in render_files(config, s)
     )
-    zizmor = subprocess.run(
-        [
-            require_tool("zizmor"),
-            "--offline",
-            "--persona",
-            "auditor",
-            "--collect=all",
-            "--format",
-            "json",
-            "--",
-        ]
-        + [str(p) for p in repositories],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
-    assert json.loads(zizmor.stdout) == []
+    findings = zizmor(*repositories)
+    assert findings.returncode == 0, findings.stdout + findings.stderr
+    assert json.loads(findings.stdout) == []
     workflows = sorted((out / "github").glob("*/.github/workflows/*.yml"))
     assert {p.name for p in workflows} == (
         {"ci.yml", "release-dev.yml"} if stack == "dev" else {f"release-{stack}.yml"}
@@ -328,12 +316,7 @@ def test_planned_workflows_pass_zizmor_and_the_schemas(plans: dict, stack: str) 
     for schema, files in (("vendor.github-workflows", workflows), ("vendor.dependabot", dependabot)):
         if not files:
             continue
-        checked = subprocess.run(
-            [require_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, files)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        checked = check_jsonschema(schema, *files)
         assert checked.returncode == 0, checked.stdout + checked.stderr
     report = json.loads((out / "policy/report.json").read_text())
     assert {p["name"] for p in report["policies"]} >= {

@@ -14,16 +14,12 @@ from components.config import ConfigError
 from components.naming import REGISTRY_SERVICE
 from roadbike.artifacts import ArtifactConflict, resource_artifacts
 from roadbike.program import ProgramRun, RecordedResource
-from tests.helpers import REPO, parse, resource, roadbike, run_raw, stack_raw, write_stack
+from tests.helpers import REPO, of_type, parse, resource, roadbike, run_raw, stack_raw, write_stack
 
 GITHUB_PROVIDER = "pulumi:providers:github"
 IMAGE = "docker-build:index:Image"
 CLUSTER_IMAGE_POLICY = "kubernetes:policy.sigstore.dev/v1beta1:ClusterImagePolicy"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def by_type(run: ProgramRun, type_: str) -> list[RecordedResource]:
-    return [r for r in run.resources if r.type == type_]
 
 
 def one(run: ProgramRun, type_: str, name: str) -> RecordedResource:
@@ -33,7 +29,7 @@ def one(run: ProgramRun, type_: str, name: str) -> RecordedResource:
 
 
 def namespace_urn(run: ProgramRun) -> str:
-    (namespace,) = by_type(run, "kubernetes:core/v1:Namespace")
+    (namespace,) = of_type(run, "kubernetes:core/v1:Namespace")
     return namespace.urn
 
 
@@ -41,7 +37,7 @@ def test_every_github_resource_uses_the_configured_owners_provider() -> None:
     raw = stack_raw("dev")
     raw["github"]["owner"] = "other-org"
     run = run_raw(raw)
-    (provider,) = by_type(run, GITHUB_PROVIDER)
+    (provider,) = of_type(run, GITHUB_PROVIDER)
     assert provider.inputs["owner"] == "other-org"
     github = [r for r in run.resources if r.type.startswith("github:")]
     assert len(github) > 10
@@ -51,7 +47,7 @@ def test_every_github_resource_uses_the_configured_owners_provider() -> None:
 
 def test_prod_github_resources_use_the_provider_too() -> None:
     run = run_raw(stack_raw("prod"), stack="prod")
-    (provider,) = by_type(run, GITHUB_PROVIDER)
+    (provider,) = of_type(run, GITHUB_PROVIDER)
     assert provider.inputs["owner"] == stack_raw("prod")["github"]["owner"]
     assert all(
         r.provider.startswith(provider.urn + "::") for r in run.resources if r.type.startswith("github:")
@@ -79,7 +75,7 @@ def with_bootstrap(stack: str) -> dict[str, Any]:
 
 def test_the_bootstrap_build_waits_for_the_managed_registry_to_serve() -> None:
     run = run_raw(with_bootstrap("dev"))
-    (image,) = by_type(run, IMAGE)
+    (image,) = of_type(run, IMAGE)
     deployment = one(run, "kubernetes:apps/v1:Deployment", f"{REGISTRY_SERVICE}-deployment")
     service = one(run, "kubernetes:core/v1:Service", f"{REGISTRY_SERVICE}-service")
     certificate = next(r for r in run.resources if r.type.endswith(":Certificate"))
@@ -88,14 +84,14 @@ def test_the_bootstrap_build_waits_for_the_managed_registry_to_serve() -> None:
 
 def test_the_bootstrap_build_to_an_external_registry_waits_for_nothing_in_the_cluster() -> None:
     run = run_raw(with_bootstrap("prod"), stack="prod")
-    (image,) = by_type(run, IMAGE)
+    (image,) = of_type(run, IMAGE)
     assert [d for d in image.dependencies if "kubernetes:" in d] == []
 
 
 def test_the_registry_deployment_waits_for_its_admission_policy_when_images_must_be_signed() -> None:
     run = run_raw(stack_raw("dev"))
     deployment = one(run, "kubernetes:apps/v1:Deployment", f"{REGISTRY_SERVICE}-deployment")
-    (policy,) = [p for p in by_type(run, CLUSTER_IMAGE_POLICY) if p.parent == deployment.parent]
+    (policy,) = [p for p in of_type(run, CLUSTER_IMAGE_POLICY) if p.parent == deployment.parent]
     assert policy.urn in deployment.dependencies
     assert namespace_urn(run) in deployment.dependencies
 
@@ -105,7 +101,7 @@ def test_without_signing_the_registry_deployment_has_no_admission_policy() -> No
     raw["signing"] = {"mode": "none"}
     run = run_raw(raw)
     deployment = one(run, "kubernetes:apps/v1:Deployment", f"{REGISTRY_SERVICE}-deployment")
-    assert by_type(run, CLUSTER_IMAGE_POLICY) == []
+    assert of_type(run, CLUSTER_IMAGE_POLICY) == []
     assert deployment.dependencies == [namespace_urn(run)]
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from components.slo import analysis_template, prometheus_rule, service_monitor, slo_outputs
 from roadbike.artifacts import kubernetes_manifest
-from roadbike.program import ProgramRun, RecordedResource
-from tests.helpers import CRDS, STACKS, parse, run_raw, stack_raw, strict_schema
+from roadbike.program import ProgramRun
+from tests.helpers import CRDS, STACKS, of_type, parse, run_raw, stack_raw, strict_schema
 
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
@@ -27,10 +27,6 @@ def validators(resource_type: str) -> list[jsonschema.Draft4Validator]:
     # Not check_schema: the PrometheusRule CRD's `^(?i)(abort|warn)?$` is a Go regex Python's re refuses.
     schema = json.loads((CRDS / SCHEMAS[resource_type]).read_text())
     return [jsonschema.Draft4Validator(schema), jsonschema.Draft4Validator(strict_schema(schema))]
-
-
-def of_type(run: ProgramRun, resource_type: str) -> list[RecordedResource]:
-    return [r for r in run.resources if r.type == resource_type]
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ from components.workflows import (
     tier_files,
     to_yaml,
 )
-from tests.helpers import STACKS, parse, require_tool, stack_raw
+from tests.helpers import STACKS, check_jsonschema, parse, require_tool, stack_raw, zizmor
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(?:- )?uses: (?P<action>[^@\s]+)@(?P<sha>\S+) # (?P<version>\S+)$")
@@ -585,34 +585,6 @@ def write_repository(root: Path, files: Mapping[str, str]) -> Path:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
     return root
-
-
-def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            require_tool("zizmor"),
-            "--offline",
-            "--persona",
-            "auditor",
-            "--collect=all",
-            "--format",
-            "json",
-            "--",
-            *map(str, paths),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def check_jsonschema(schema: str, *paths: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [require_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_zizmor_and_schemas_accept_every_variant(tmp_path: Path) -> None:
