@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from components.config import StackConfig
-from components.slo import slo_artifacts
+from components.slo.files import slo_artifacts
 
 ArtifactRenderer = Callable[[StackConfig], dict[str, str]]
 

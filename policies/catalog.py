@@ -1,18 +1,19 @@
-"""Every policy of the pack, in a stable order. Domain modules each export POLICIES."""
+"""Every policy of the pack, in a stable order. Each domain module exports POLICIES."""
 
 from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from policies import chaos, github_pipeline, github_repo, kubernetes_core, slo, supply_chain
+from policies import chaos, github, images, kubernetes, registry, signing, slo
 
 PACK_NAME = "roadbike"
 
 POLICIES: list[Policy] = [
-    *kubernetes_core.POLICIES,
-    *github_repo.POLICIES,
-    *github_pipeline.POLICIES,
+    *kubernetes.POLICIES,
+    *github.POLICIES,
     *chaos.POLICIES,
-    *supply_chain.POLICIES,
+    *images.POLICIES,
+    *registry.POLICIES,
+    *signing.POLICIES,
     *slo.POLICIES,
 ]

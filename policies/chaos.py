@@ -13,6 +13,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
@@ -82,7 +83,7 @@ def needs_duration(kind: str, spec: Mapping[str, Any]) -> bool:
     return not (kind == "PodChaos" and spec.get("action") in ONE_SHOT_POD_ACTIONS)
 
 
-def _prod_opt_in(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def chaos_prod_opt_in(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type not in CHAOS_TYPES:
         return
     environment = get_path(args.props, "metadata", "labels", ENVIRONMENT_LABEL)
@@ -116,21 +117,12 @@ def _prod_opt_in(args: ResourceValidationArgs, report_violation: ReportViolation
         )
 
 
-chaos_prod_opt_in = ResourceValidationPolicy(
-    name="chaos-prod-opt-in",
-    description="Chaos in prod only for services that opted in with an approval and a maximum duration.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.CRITICAL,
-    validate=_prod_opt_in,
-)
-
-
 def configured_cap(args: ResourceValidationArgs) -> str:
     config = args.get_config() or {}
     return str(config.get(MAX_DURATION_PROPERTY, DEFAULT_MAX_DURATION))
 
 
-def _duration_cap(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def chaos_duration_cap(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type not in CHAOS_TYPES:
         return
     cap = configured_cap(args)
@@ -160,24 +152,6 @@ def _duration_cap(args: ResourceValidationArgs, report_violation: ReportViolatio
         )
 
 
-chaos_duration_cap = ResourceValidationPolicy(
-    name="chaos-duration-cap",
-    description="Every chaos experiment has a duration of at most the configured cap (default 10m).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_duration_cap,
-    config_schema=PolicyConfigSchema(
-        properties={
-            MAX_DURATION_PROPERTY: {
-                "type": "string",
-                "default": DEFAULT_MAX_DURATION,
-                "description": "the longest experiment allowed, as a Go duration",
-            }
-        }
-    ),
-)
-
-
 def selector_problems(selector: Any, namespace: str, service: str | None) -> list[str]:
     if not isinstance(selector, Mapping) or not selector:
         return ["has an empty selector"]
@@ -201,7 +175,7 @@ def selector_problems(selector: Any, namespace: str, service: str | None) -> lis
     return problems
 
 
-def _selector_scoped(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def chaos_selector_scoped(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type not in CHAOS_TYPES:
         return
     namespace = str(get_path(args.props, "metadata", "namespace", default=""))
@@ -221,16 +195,9 @@ def _selector_scoped(args: ResourceValidationArgs, report_violation: ReportViola
         )
 
 
-chaos_selector_scoped = ResourceValidationPolicy(
-    name="chaos-selector-scoped",
-    description="Chaos selects only its own service's pods: its namespace and app label, never an empty selector.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_selector_scoped,
-)
-
-
-def _concurrency_forbid(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def chaos_schedule_concurrency_forbid(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
     if args.resource_type != CHAOS_SCHEDULE:
         return
     policy = get_path(args.props, "spec", "concurrencyPolicy")
@@ -242,12 +209,42 @@ def _concurrency_forbid(args: ResourceValidationArgs, report_violation: ReportVi
         )
 
 
-chaos_schedule_concurrency_forbid = ResourceValidationPolicy(
-    name="chaos-schedule-concurrency-forbid",
-    description="Chaos Mesh Schedules set concurrencyPolicy: Forbid, so experiments never overlap.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.MEDIUM,
-    validate=_concurrency_forbid,
-)
-
-POLICIES = [chaos_prod_opt_in, chaos_duration_cap, chaos_selector_scoped, chaos_schedule_concurrency_forbid]
+POLICIES: list[Policy] = [
+    ResourceValidationPolicy(
+        name="chaos-prod-opt-in",
+        description="Chaos in prod only for services that opted in with an approval and a maximum duration.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.CRITICAL,
+        validate=chaos_prod_opt_in,
+    ),
+    ResourceValidationPolicy(
+        name="chaos-duration-cap",
+        description="Every chaos experiment has a duration of at most the configured cap (default 10m).",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=chaos_duration_cap,
+        config_schema=PolicyConfigSchema(
+            properties={
+                MAX_DURATION_PROPERTY: {
+                    "type": "string",
+                    "default": DEFAULT_MAX_DURATION,
+                    "description": "the longest experiment allowed, as a Go duration",
+                }
+            }
+        ),
+    ),
+    ResourceValidationPolicy(
+        name="chaos-selector-scoped",
+        description="Chaos selects only its own service's pods: its namespace and app label, never an empty selector.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=chaos_selector_scoped,
+    ),
+    ResourceValidationPolicy(
+        name="chaos-schedule-concurrency-forbid",
+        description="Chaos Mesh Schedules set concurrencyPolicy: Forbid, so experiments never overlap.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.MEDIUM,
+        validate=chaos_schedule_concurrency_forbid,
+    ),
+]

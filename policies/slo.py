@@ -9,6 +9,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -44,7 +45,7 @@ def _rule_name(props: Any, fallback: str) -> str:
     return f"{namespace}/{name}" if namespace else str(name)
 
 
-def _alert_complete(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def alert_severity_summary_runbook(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != PROMETHEUS_RULE:
         return
     for rule in _rules(args.props):
@@ -59,15 +60,6 @@ def _alert_complete(args: ResourceValidationArgs, report_violation: ReportViolat
                 "runbook_url to act on it",
                 None,
             )
-
-
-alert_severity_summary_runbook = ResourceValidationPolicy(
-    name="alert-severity-summary-runbook",
-    description="Every alerting rule has a severity label and summary and runbook_url annotations.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.MEDIUM,
-    validate=_alert_complete,
-)
 
 
 def _objective(rule: Mapping[str, Any]) -> float | None:
@@ -92,7 +84,9 @@ def _objective_problem(objective: float | None) -> str | None:
     return None
 
 
-def _budget_left(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def slo_objective_leaves_error_budget(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
     if args.resource_type != PROMETHEUS_RULE:
         return
     for rule in _rules(args.props):
@@ -103,15 +97,6 @@ def _budget_left(args: ResourceValidationArgs, report_violation: ReportViolation
             slo = get_path(rule, "labels", "slo", default="?")
             service = get_path(rule, "labels", "service", default="?")
             report_violation(f"the objective of SLO {slo!r} of service {service!r} {problem}", None)
-
-
-slo_objective_leaves_error_budget = ResourceValidationPolicy(
-    name="slo-objective-leaves-error-budget",
-    description="Every SLO objective leaves an error budget that its page alert can detect burning.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.MEDIUM,
-    validate=_budget_left,
-)
 
 
 def _plain(value: Any) -> Any:
@@ -128,7 +113,7 @@ def rule_bytes(props: Any) -> int:
     return len(json.dumps(_plain(get_path(props, "spec", default={})), indent=2).encode())
 
 
-def _rule_size(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def prometheus_rule_under_size_limit(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != PROMETHEUS_RULE:
         return
     size = rule_bytes(args.props)
@@ -139,15 +124,6 @@ def _rule_size(args: ResourceValidationArgs, report_violation: ReportViolation) 
             "or shorten their selectors",
             None,
         )
-
-
-prometheus_rule_under_size_limit = ResourceValidationPolicy(
-    name="prometheus-rule-under-size-limit",
-    description="Every PrometheusRule stays under the prometheus-operator's 512 KiB rule-file limit.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.MEDIUM,
-    validate=_rule_size,
-)
 
 
 def _severities_by_slo(args: StackValidationArgs) -> dict[str, dict[str, set[str]]]:
@@ -164,7 +140,7 @@ def _severities_by_slo(args: StackValidationArgs) -> dict[str, dict[str, set[str
     return found
 
 
-def _every_service_has_slo(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+def service_has_slo_alerts(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     covered = {
         service
         for service, slos in _severities_by_slo(args).items()
@@ -179,17 +155,33 @@ def _every_service_has_slo(args: StackValidationArgs, report_violation: ReportVi
             )
 
 
-service_has_slo_alerts = StackValidationPolicy(
-    name="service-has-slo-alerts",
-    description="Every service of the stack has at least one SLO with page and ticket burn-rate alerts.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.MEDIUM,
-    validate=_every_service_has_slo,
-)
-
-POLICIES = [
-    alert_severity_summary_runbook,
-    slo_objective_leaves_error_budget,
-    prometheus_rule_under_size_limit,
-    service_has_slo_alerts,
+POLICIES: list[Policy] = [
+    ResourceValidationPolicy(
+        name="alert-severity-summary-runbook",
+        description="Every alerting rule has a severity label and summary and runbook_url annotations.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.MEDIUM,
+        validate=alert_severity_summary_runbook,
+    ),
+    ResourceValidationPolicy(
+        name="slo-objective-leaves-error-budget",
+        description="Every SLO objective leaves an error budget that its page alert can detect burning.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.MEDIUM,
+        validate=slo_objective_leaves_error_budget,
+    ),
+    ResourceValidationPolicy(
+        name="prometheus-rule-under-size-limit",
+        description="Every PrometheusRule stays under the prometheus-operator's 512 KiB rule-file limit.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.MEDIUM,
+        validate=prometheus_rule_under_size_limit,
+    ),
+    StackValidationPolicy(
+        name="service-has-slo-alerts",
+        description="Every service of the stack has at least one SLO with page and ticket burn-rate alerts.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.MEDIUM,
+        validate=service_has_slo_alerts,
+    ),
 ]

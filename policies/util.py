@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyResource
+from pulumi_policy import PolicyResource, ResourceValidationArgs
 
 
 def get_path(props: Any, *path: str | int, default: Any = None) -> Any:
@@ -31,3 +31,9 @@ def as_list(value: Any) -> list[Any]:
     if value is None or isinstance(value, (str, bytes, Mapping)):
         return [] if value is None else [value]
     return list(value)
+
+
+def resource_label(args: ResourceValidationArgs | PolicyResource) -> str:
+    """e.g. `Deployment 'registry'`: the resource's kind and its name, for messages."""
+    name = get_path(args.props, "metadata", "name") or get_path(args.props, "service") or args.name
+    return f"{args.resource_type.rsplit(':', 1)[-1]} {name!r}"

@@ -91,7 +91,7 @@ def _secret(value: Any) -> dict[str, Any]:
 
 def _cosign_key_pair_state(args: mocks.MockResourceArgs) -> dict[str, Any]:
     """A real P-256 key pair derived from the resource's name (cheap stand-in scrypt), private parts secret."""
-    from components.signing import stand_in_key_pair
+    from components.signing.keys import stand_in_key_pair
 
     pair = stand_in_key_pair(f"{args.typ}/{args.name}")
     return {

@@ -13,19 +13,18 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.chaos import (
+from components.chaos.rbac import role_binding_manifest, role_manifest
+from components.chaos.schedules import (
     APPROVAL_ANNOTATION,
     INJECT_ANNOTATION,
     KINDS,
     MAX_DURATION_ANNOTATION,
     PAUSE_ANNOTATION,
-    role_binding_manifest,
-    role_manifest,
     schedule_manifest,
     schedule_manifests,
 )
 from components.config import ConfigError, StackConfig
-from components.kubernetes import namespace_manifest
+from components.kubernetes.namespace import namespace_manifest
 from components.naming import CHAOS_SCHEDULE_NAME_LIMIT
 from tests.helpers import CRDS, STACKS, parse, stack_raw, strict_schema
 

@@ -8,7 +8,8 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
-from components.chaos import PAUSE_ANNOTATION, role_binding_manifest, role_manifest, schedule_manifests
+from components.chaos.rbac import role_binding_manifest, role_manifest
+from components.chaos.schedules import PAUSE_ANNOTATION, schedule_manifests
 from roadbike.redact import redact
 from tests.helpers import by_name, of_type, parse, run_raw, stack_raw
 from tests.test_chaos import KUBERNETES_VERSION, schema_errors

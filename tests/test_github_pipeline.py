@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from components.github_repo import RELEASE_TAG_PATTERN, WEBHOOK_EVENTS
-from components.workflows import ci_required_checks, render_files
+from components.github.ci_workflow import ci_required_checks
+from components.github.files import render_files
+from components.github.repository import RELEASE_TAG_PATTERN, WEBHOOK_EVENTS
 from roadbike.program import ProgramRun, RecordedResource, is_secret, run_program
 from roadbike.stackfile import StackFile
 from tests.helpers import (
@@ -258,7 +259,7 @@ import pulumi
 import pulumi_github as github
 
 from components.config import load_pulumi_config
-from components.github_pipeline import GitHubPipeline, RegistryCredentials
+from components.github.component import GitHubPipeline, RegistryCredentials
 
 config = load_pulumi_config()
 service = config.services[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from components import images
 from components.config import StackConfig
+from components.images import build as images
 from roadbike.program import is_secret
 from tests.helpers import parse, run_raw, stack_raw
 

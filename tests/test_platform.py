@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from components.kubernetes import namespace_manifest
+from components.kubernetes.namespace import namespace_manifest
 from roadbike.program import is_secret
 from tests.helpers import parse, run_raw, stack_raw
 

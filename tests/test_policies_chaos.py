@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from components.chaos import schedule_manifest
+from components.chaos.schedules import schedule_manifest
 from roadbike.analyzer import PolicyPackProcess, PolicyResult
 from tests.helpers import REPO, analyze_resources, parse, resource, roadbike, stack_raw, violated
 

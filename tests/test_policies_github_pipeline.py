@@ -8,13 +8,10 @@ from typing import Any
 import pytest
 
 from components.config import StackConfig
-from components.workflows import (
-    CI_WORKFLOW,
-    DEPENDABOT,
-    ci_required_checks,
-    release_workflow_path,
-    render_files,
-)
+from components.github.ci_workflow import CI_WORKFLOW, ci_required_checks
+from components.github.dependabot import DEPENDABOT
+from components.github.files import render_files
+from components.github.release_workflow import release_workflow_path
 from roadbike.analyzer import PolicyPackProcess
 from roadbike.program import SECRET_SIG, SECRET_SIG_KEY, ProgramRun, RecordedResource
 from tests.helpers import STACKS, analyze_resources, parse, resource, run_raw, stack_raw, violated

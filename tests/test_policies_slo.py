@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from components.slo import prometheus_rule
+from components.slo.rules import prometheus_rule
 from roadbike.analyzer import PolicyPackProcess
 from tests.helpers import analyze_resources, parse, resource, run_raw, stack_raw, violated
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components import registry
+from components.registry import manifests as registry
 from roadbike.analyzer import PolicyPackProcess
 from roadbike.program import RecordedResource
 from tests.helpers import REPO, analyze_resources, parse, resource, roadbike, stack_raw, violated, write_stack

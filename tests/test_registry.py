@@ -13,9 +13,9 @@ import pytest
 import requests
 import yaml
 
-from components import registry
 from components.config import StackConfig
 from components.naming import REGISTRY_PULL_SECRET
+from components.registry import manifests as registry
 from roadbike.program import is_secret
 from tests.helpers import CRDS, parse, require_tool, run_raw, stack_raw
 from tests.live import free_port, running, self_signed_certificate, wait_until

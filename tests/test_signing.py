@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components import admission, signing
-from components.cosign_keys import KEY_PAIR_TYPE, CosignKeyPairProvider
-from components.registry import REGISTRY_IMAGE
-from components.workflows import release_workflow_path
-from policies.supply_chain import glob_regexp
+from components.github.release_workflow import release_workflow_path
+from components.registry.manifests import REGISTRY_IMAGE
+from components.signing import admission, keys
+from components.signing import identity as signing_identity
+from components.signing.component import KEY_PAIR_TYPE, CosignKeyPairProvider
+from policies.signing import glob_regexp
 from roadbike.program import is_secret
 from roadbike.redact import redact
 from tests.helpers import CRDS, parse, run_raw, stack_raw
@@ -63,11 +64,11 @@ def cosign_decrypt(pem: str, password: bytes) -> ec.EllipticCurvePrivateKey:
 
 
 @pytest.fixture(scope="module")
-def generated() -> signing.CosignKeyPair:
-    return signing.generate_key_pair(PASSWORD)
+def generated() -> keys.CosignKeyPair:
+    return keys.generate_key_pair(PASSWORD)
 
 
-def test_generated_key_decrypts_signs_and_verifies(generated: signing.CosignKeyPair) -> None:
+def test_generated_key_decrypts_signs_and_verifies(generated: keys.CosignKeyPair) -> None:
     private_key = cosign_decrypt(generated.private_key_pem, PASSWORD)
     assert private_key.curve.name == "secp256r1"
     payload = b'{"critical":{"type":"cosign container image signature"}}'
@@ -79,7 +80,7 @@ def test_generated_key_decrypts_signs_and_verifies(generated: signing.CosignKeyP
         public_key.verify(signature, payload + b" ", ec.ECDSA(hashes.SHA256()))
 
 
-def test_envelope_is_cosigns_exact_format(generated: signing.CosignKeyPair) -> None:
+def test_envelope_is_cosigns_exact_format(generated: keys.CosignKeyPair) -> None:
     raw = pem_document(generated.private_key_pem, "ENCRYPTED SIGSTORE PRIVATE KEY")
     envelope = json.loads(raw)
     assert list(envelope) == ["kdf", "cipher", "ciphertext"]
@@ -99,34 +100,34 @@ def test_envelope_is_cosigns_exact_format(generated: signing.CosignKeyPair) -> N
     assert generated.fingerprint == hashlib.sha256(der).hexdigest()
 
 
-def test_module_decrypt_matches_and_refuses_a_wrong_password(generated: signing.CosignKeyPair) -> None:
-    key = signing.decrypt_private_key(generated.private_key_pem, PASSWORD)
-    assert signing.public_key_pem(key) == generated.public_key_pem
-    with pytest.raises(signing.CosignKeyError, match="wrong password"):
-        signing.decrypt_private_key(generated.private_key_pem, b"not the password")
+def test_module_decrypt_matches_and_refuses_a_wrong_password(generated: keys.CosignKeyPair) -> None:
+    key = keys.decrypt_private_key(generated.private_key_pem, PASSWORD)
+    assert keys.public_key_pem(key) == generated.public_key_pem
+    with pytest.raises(keys.CosignKeyError, match="wrong password"):
+        keys.decrypt_private_key(generated.private_key_pem, b"not the password")
 
 
 def test_decrypt_refuses_parameters_cosign_refuses() -> None:
-    stand_in = signing.stand_in_key_pair("weak")  # N=1024: outside cosign's accepted set
-    with pytest.raises(signing.CosignKeyError, match="unsupported scrypt parameters N=1024"):
-        signing.decrypt_private_key(stand_in.private_key_pem, b"roadbike-plan-stand-in")
-    with pytest.raises(signing.CosignKeyError, match="PEM"):
-        signing.decrypt_private_key(stand_in.public_key_pem, b"x")
+    stand_in = keys.stand_in_key_pair("weak")  # N=1024: outside cosign's accepted set
+    with pytest.raises(keys.CosignKeyError, match="unsupported scrypt parameters N=1024"):
+        keys.decrypt_private_key(stand_in.private_key_pem, b"roadbike-plan-stand-in")
+    with pytest.raises(keys.CosignKeyError, match="PEM"):
+        keys.decrypt_private_key(stand_in.public_key_pem, b"x")
 
 
 def test_key_pairs_are_a_function_of_their_entropy() -> None:
-    first = signing.key_pair_from_entropy(b"pw", signing.seeded_entropy("a"), n=1024)
-    again = signing.key_pair_from_entropy(b"pw", signing.seeded_entropy("a"), n=1024)
-    other = signing.key_pair_from_entropy(b"pw", signing.seeded_entropy("b"), n=1024)
+    first = keys.key_pair_from_entropy(b"pw", keys.seeded_entropy("a"), n=1024)
+    again = keys.key_pair_from_entropy(b"pw", keys.seeded_entropy("a"), n=1024)
+    other = keys.key_pair_from_entropy(b"pw", keys.seeded_entropy("b"), n=1024)
     assert first == again
     assert first.public_key_pem != other.public_key_pem
-    assert signing.stand_in_key_pair("x") == signing.stand_in_key_pair("x")
+    assert keys.stand_in_key_pair("x") == keys.stand_in_key_pair("x")
 
 
 def test_keyless_identity_matches_only_the_release_workflow_on_a_version_tag() -> None:
     config = parse(stack_raw("prod"))
     service = config.services[0]
-    identity = signing.keyless_identity(config, service)
+    identity = signing_identity.keyless_identity(config, service)
     assert identity["issuer"] == "https://token.actions.githubusercontent.com"
     pattern = re.compile(identity["identity"])
     workflow = release_workflow_path(config)
@@ -146,9 +147,9 @@ def test_dynamic_provider_creates_once_and_replaces_only_on_a_new_password() -> 
     provider = CosignKeyPairProvider()
     result = provider.create({"service": "orders-api", "password": "pw"})
     assert result.outs is not None
-    assert result.id == signing.public_key_fingerprint(result.outs["publicKey"])
+    assert result.id == keys.public_key_fingerprint(result.outs["publicKey"])
     key = cosign_decrypt(result.outs["privateKey"], b"pw")
-    assert signing.public_key_pem(key) == result.outs["publicKey"]
+    assert keys.public_key_pem(key) == result.outs["publicKey"]
     olds = {**result.outs, "__provider": "old build"}
     unchanged = provider.diff(
         result.id, olds, {"service": "orders-api", "password": "pw", "__provider": "new"}
@@ -242,7 +243,7 @@ def test_keyless_stack_has_no_keys_and_outputs_the_identity() -> None:
     assert not [r for r in run.resources if r.type == ENVIRONMENT_SECRET and "cosign" in r.name]
     for service in config.services:
         output = run.outputs["services"][service.name]["signing"]
-        assert output == {"mode": "keyless", **signing.keyless_identity(config, service)}
+        assert output == {"mode": "keyless", **signing_identity.keyless_identity(config, service)}
 
 
 def test_keyless_identity_is_the_tier_release_workflow_the_stack_commits() -> None:
@@ -327,8 +328,8 @@ def test_cluster_image_policies_use_the_upstream_fields() -> None:
         check_cluster_image_policy(admission.pinned_image_policy(config, "registry", REGISTRY_IMAGE))
     keyless = admission.service_image_policy(parse(stack_raw("prod")), parse(stack_raw("prod")).services[0])
     [authority] = keyless["spec"]["authorities"]
-    assert authority["keyless"]["identities"][0]["issuer"] == signing.GITHUB_OIDC_ISSUER
-    assert authority["ctlog"] == {"url": signing.REKOR_URL}
+    assert authority["keyless"]["identities"][0]["issuer"] == signing_identity.GITHUB_OIDC_ISSUER
+    assert authority["ctlog"] == {"url": signing_identity.REKOR_URL}
 
 
 def test_globs_match_only_the_services_repository() -> None:

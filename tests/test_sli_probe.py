@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError
-from components.slo import probe_outputs
+from components.slo.probe import probe_outputs
 from roadbike.stack_outputs import VerifyOptions, load_input
 from tests.helpers import parse, run_raw, stack_raw
 

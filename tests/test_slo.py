@@ -10,27 +10,13 @@ import pytest
 
 from components.config import ConfigError, Slo
 from components.naming import service_names
-from components.slo import (
-    PAGE,
-    TICKET,
-    TIERS,
-    WINDOWS,
-    Matcher,
-    alertmanager_config,
-    alertmanager_config_resource,
-    analysis_template,
-    burn_threshold,
-    error_budget,
-    example_labels,
-    go_float,
-    parse_selector,
-    promtool_tests,
-    rule_groups,
-    sli_queries,
-    slo_artifacts,
-    slo_outputs,
-    synthetic_sli,
-)
+from components.slo.alertmanager import alertmanager_config, alertmanager_config_resource
+from components.slo.analysis import analysis_template
+from components.slo.burn_rates import PAGE, TICKET, TIERS, WINDOWS, burn_threshold, error_budget, go_float
+from components.slo.files import slo_artifacts
+from components.slo.promtool_tests import example_labels, promtool_tests, synthetic_sli
+from components.slo.rules import rule_groups, sli_queries, slo_outputs
+from components.slo.selectors import Matcher, parse_selector
 from tests.helpers import parse, stack_raw
 
 

@@ -7,7 +7,9 @@ import json
 import jsonschema
 import pytest
 
-from components.slo import analysis_template, prometheus_rule, service_monitor, slo_outputs
+from components.slo.analysis import analysis_template
+from components.slo.rules import prometheus_rule, slo_outputs
+from components.slo.service_monitor import service_monitor
 from roadbike.artifacts import kubernetes_manifest
 from roadbike.program import ProgramRun
 from tests.helpers import CRDS, STACKS, of_type, parse, run_raw, stack_raw, strict_schema

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.slo import slo_artifacts
+from components.slo.files import slo_artifacts
 from tests.helpers import STACKS, parse, require_tool, stack_raw
 
 PROMTOOL_TIMEOUT = 300

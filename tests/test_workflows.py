@@ -16,33 +16,21 @@ import pytest
 import yaml
 
 from components.config import SEMVER, Service, StackConfig
-from components.github_repo import DEFAULT_BRANCH
-from components.images import image_tag
-from components.naming import image_repository, registry_host, release_environment
-from components.workflows import (
-    ACTIONS,
-    BINARY_TARGETS,
-    CI_JOBS,
-    CI_WORKFLOW,
-    DEPENDABOT,
-    NATIVE_RUNNERS,
+from components.github.ci_workflow import CI_JOBS, CI_WORKFLOW, ci_required_checks, ci_workflow
+from components.github.dependabot import DEPENDABOT, dependabot_config
+from components.github.files import render_files, repository_files, tier_files
+from components.github.release_workflow import (
     RELEASE_PUBLISH,
     RELEASE_TAG,
-    TOOLS,
-    WORKFLOW_DIRECTORY,
-    Commented,
-    ci_required_checks,
-    ci_workflow,
-    dependabot_config,
-    plain,
     release_workflow,
     release_workflow_name,
     release_workflow_path,
-    render_files,
-    repository_files,
-    tier_files,
-    to_yaml,
 )
+from components.github.repository import DEFAULT_BRANCH
+from components.github.steps import ACTIONS, BINARY_TARGETS, NATIVE_RUNNERS, TOOLS, WORKFLOW_DIRECTORY
+from components.github.workflow_yaml import Commented, plain, to_yaml
+from components.images.build import image_tag
+from components.naming import image_repository, registry_host, release_environment
 from tests.helpers import STACKS, check_jsonschema, parse, require_tool, stack_raw, zizmor
 
 SHA = re.compile(r"^[0-9a-f]{40}$")

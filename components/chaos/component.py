@@ -7,9 +7,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.chaos import role_binding_manifest, role_manifest, schedule_manifests
+from components.chaos.rbac import role_binding_manifest, role_manifest
+from components.chaos.schedules import schedule_manifests
 from components.config import Service, StackConfig
-from components.k8s_resources import custom_resource
+from components.kubernetes.component import custom_resource
 
 
 class ChaosSchedules(pulumi.ComponentResource):

@@ -1,4 +1,4 @@
-"""Pure renderers of a service's chaos experiments: Chaos Mesh 2.x Schedules and the RBAC to create them.
+"""Pure renderers of a service's chaos experiments: Chaos Mesh 2.x Schedules.
 
 Each experiment is one `Schedule` (chaos-mesh.org/v1alpha1) embedding a NetworkChaos delay, a StressChaos
 CPU stressor or a PodChaos pod-kill. Selectors are the service's own labels in the stack's namespace, the
@@ -14,22 +14,32 @@ from components.config import ChaosExperiment, Service, StackConfig
 from components.naming import ServiceNames, service_names
 
 API_VERSION = "chaos-mesh.org/v1alpha1"
+
+
 SCHEDULE_KIND = "Schedule"
+
+
 CONCURRENCY_POLICY = "Forbid"
+
+
 HISTORY_LIMIT = 3
 
+
 PAUSE_ANNOTATION = "experiment.chaos-mesh.org/pause"
+
+
 APPROVAL_ANNOTATION = "roadbike.dev/chaos-approval"
+
+
 MAX_DURATION_ANNOTATION = "roadbike.dev/chaos-max-duration"
+
+
 EXPERIMENT_LABEL = "roadbike.dev/chaos-experiment"
+
+
 # Chaos Mesh's namespace filter (controllerManager.enableFilterNamespace) only injects where this is set.
 INJECT_ANNOTATION = "chaos-mesh.org/inject"
 
-RBAC_API_GROUP = "rbac.authorization.k8s.io"
-CHAOS_API_GROUP = "chaos-mesh.org"
-# The Schedule and the kinds it creates: Chaos Mesh's auth webhook checks the creator may create them.
-CHAOS_RESOURCES = ("schedules", "networkchaos", "stresschaos", "podchaos")
-CHAOS_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 
 # experiment type -> (Chaos Mesh kind, key of the embedded spec in a Schedule)
 KINDS: dict[str, tuple[str, str]] = {
@@ -37,7 +47,11 @@ KINDS: dict[str, tuple[str, str]] = {
     "cpu-stress": ("StressChaos", "stressChaos"),
     "pod-kill": ("PodChaos", "podChaos"),
 }
+
+
 DEFAULT_CPU_WORKERS = 1
+
+
 DEFAULT_GRACE_PERIOD = 0
 
 
@@ -130,43 +144,3 @@ def schedule_manifest(config: StackConfig, service: Service, experiment: ChaosEx
 
 def schedule_manifests(config: StackConfig, service: Service) -> list[dict[str, Any]]:
     return [schedule_manifest(config, service, experiment) for experiment in service.chaos]
-
-
-def rbac_name(names: ServiceNames) -> str:
-    return names.resource("chaos")
-
-
-def role_manifest(config: StackConfig, service: Service) -> dict[str, Any]:
-    """Namespaced rights on the chaos kinds: the deployer can create schedules here and nowhere else."""
-    names = service_names(config, service)
-    return {
-        "apiVersion": f"{RBAC_API_GROUP}/v1",
-        "kind": "Role",
-        "metadata": {"name": rbac_name(names), "namespace": names.namespace, "labels": names.labels},
-        "rules": [
-            {
-                "apiGroups": [CHAOS_API_GROUP],
-                "resources": list(CHAOS_RESOURCES),
-                "verbs": list(CHAOS_VERBS),
-            }
-        ],
-    }
-
-
-def deployer_subject(config: StackConfig) -> dict[str, str]:
-    deployer = config.kubernetes.deployer
-    if deployer.kind == "ServiceAccount":
-        namespace = deployer.namespace or config.kubernetes.namespace
-        return {"kind": "ServiceAccount", "name": deployer.name, "namespace": namespace}
-    return {"kind": deployer.kind, "name": deployer.name, "apiGroup": RBAC_API_GROUP}
-
-
-def role_binding_manifest(config: StackConfig, service: Service) -> dict[str, Any]:
-    names = service_names(config, service)
-    return {
-        "apiVersion": f"{RBAC_API_GROUP}/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": rbac_name(names), "namespace": names.namespace, "labels": names.labels},
-        "roleRef": {"apiGroup": RBAC_API_GROUP, "kind": "Role", "name": rbac_name(names)},
-        "subjects": [deployer_subject(config)],
-    }

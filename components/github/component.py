@@ -18,23 +18,19 @@ import pulumi_github as github
 import pulumi_random as random
 
 from components.config import Service, StackConfig
-from components.github_repo import (
+from components.github.ci_workflow import CI_WORKFLOW, ci_required_checks
+from components.github.dependabot import DEPENDABOT
+from components.github.files import render_files
+from components.github.release_workflow import release_workflow_path
+from components.github.repository import (
     default_branch_ruleset_args,
     deployment_policy_args,
     environment_args,
     webhook_args,
 )
+from components.github.steps import SECRET_REGISTRY_PASSWORD, VAR_REGISTRY_USERNAME
 from components.naming import ServiceNames, release_environment, service_names
 from components.secret_output import secret
-from components.workflows import (
-    CI_WORKFLOW,
-    DEPENDABOT,
-    SECRET_REGISTRY_PASSWORD,
-    VAR_REGISTRY_USERNAME,
-    ci_required_checks,
-    release_workflow_path,
-    render_files,
-)
 
 WEBHOOK_SECRET_LENGTH = 48
 

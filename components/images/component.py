@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 
 from components.config import Service, StackConfig
-from components.images import builds_image, image_build_args, image_outputs, image_props
+from components.images.build import builds_image, image_build_args, image_outputs, image_props
 from components.naming import registry_host, service_names
 from components.secret_output import secret
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.chaos import namespace_annotations as chaos_namespace_annotations
+from components.chaos.schedules import namespace_annotations as chaos_namespace_annotations
 from components.config import StackConfig
 from components.naming import platform_labels
 

@@ -8,12 +8,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import registry
-from components.admission import pinned_image_policy, signing_enabled
 from components.config import StackConfig
-from components.k8s_resources import custom_resource
+from components.kubernetes.component import custom_resource
 from components.naming import REGISTRY_SERVICE, registry_host, registry_url
+from components.registry import manifests as registry
 from components.secret_output import secret
+from components.signing.admission import pinned_image_policy, signing_enabled
 
 TYPE = "roadbike:registry:OciRegistry"
 PASSWORD_LENGTH = 40

@@ -14,7 +14,7 @@ from typing import Any
 
 from components.config import Service, StackConfig
 from components.naming import REGISTRY_PULL_SECRET, image_policy_name, image_repository, platform_labels
-from components.signing import FULCIO_URL, REKOR_URL, keyless_identity
+from components.signing.identity import FULCIO_URL, REKOR_URL, keyless_identity
 
 API_VERSION = "policy.sigstore.dev/v1beta1"
 KIND = "ClusterImagePolicy"

@@ -1,4 +1,5 @@
-"""CosignKeys: a service's cosign key pair, made once and kept in state, handed to its release environment.
+"""CosignKeys: a service's cosign key pair, made once and kept in state, handed to its release environment;
+SignedImagesOnly: the ClusterImagePolicy that admits only its signed images from the stack's registry.
 
 The key pair is a dynamic resource: `create` runs `generate_key_pair` once (the only scrypt at N=2^16),
 later runs read it back from state, and it is replaced only when its password is. The private key and
@@ -18,10 +19,12 @@ import pulumi_random as random
 from pulumi.dynamic.dynamic import PROVIDER_KEY
 
 from components.config import Service, StackConfig
+from components.github.steps import SECRET_COSIGN_PASSWORD, SECRET_COSIGN_PRIVATE_KEY
+from components.kubernetes.component import custom_resource
 from components.naming import release_environment, service_names
 from components.secret_output import secret
-from components.signing import generate_key_pair
-from components.workflows import SECRET_COSIGN_PASSWORD, SECRET_COSIGN_PRIVATE_KEY
+from components.signing.admission import service_image_policy
+from components.signing.keys import generate_key_pair
 
 TYPE = "roadbike:signing:CosignKeys"
 # The engine type of the key pair: `pulumi-python:dynamic/<module>:<name>`.
@@ -111,3 +114,23 @@ class CosignKeys(pulumi.ComponentResource):
             )
         self.outputs: dict[str, Any] = {"mode": "keypair", "publicKey": self.public_key}
         self.register_outputs(self.outputs)
+
+
+SIGNED_IMAGES_ONLY_TYPE = "roadbike:admission:SignedImagesOnly"
+
+
+class SignedImagesOnly(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        service: Service,
+        public_key: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            SIGNED_IMAGES_ONLY_TYPE, name, {"service": service.name, "mode": config.signing.mode}, opts
+        )
+        manifest: dict[str, Any] = service_image_policy(config, service, public_key)
+        self.policy = custom_resource(name, manifest, pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"policy": manifest["metadata"]["name"]})

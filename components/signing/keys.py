@@ -1,4 +1,4 @@
-"""Cosign key pairs in cosign's own format, and the keyless identity a release signs with: pure functions.
+"""Cosign key pairs in cosign's own format: pure functions.
 
 `cosign generate-key-pair` writes an ECDSA P-256 key: the PKCS#8 DER of the private key encrypted with
 the password (scrypt key derivation, NaCl secretbox) inside a JSON envelope, PEM-armoured as
@@ -21,29 +21,45 @@ import nacl.secret
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from components.config import Service, StackConfig
-from components.workflows import release_workflow_path
-
 PRIVATE_KEY_PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
+
+
 PUBLIC_KEY_PEM_TYPE = "PUBLIC KEY"
+
+
 # go-securesystemslib `encrypted`: cosign writes the "standard" parameters and reads only these three.
 SCRYPT_N = 65536
+
+
 SCRYPT_R = 8
+
+
 SCRYPT_P = 1
+
+
 ACCEPTED_SCRYPT_N = (32768, 65536, 131072)
+
+
 SALT_SIZE = 32
+
+
 NONCE_SIZE = nacl.secret.SecretBox.NONCE_SIZE
+
+
 BOX_KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE
+
+
 # The offline plan's stand-in keys are never decrypted by cosign: a cheap work factor keeps plans fast.
 STAND_IN_SCRYPT_N = 1024
+
+
 # The order of the P-256 group; a private scalar is drawn from [1, order - 1].
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
 # 64 bits more than the order's size make the reduction's bias negligible (FIPS 186-5 A.2.1).
 SCALAR_ENTROPY_BYTES = 40
 
-GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
-FULCIO_URL = "https://fulcio.sigstore.dev"
-REKOR_URL = "https://rekor.sigstore.dev"
 
 Entropy = Callable[[int], bytes]
 
@@ -189,24 +205,3 @@ def decrypt_private_key(pem: str, password: bytes) -> ec.EllipticCurvePrivateKey
     if not isinstance(private_key, ec.EllipticCurvePrivateKey) or private_key.curve.name != "secp256r1":
         raise CosignKeyError("the decrypted key is not an ECDSA P-256 key")
     return private_key
-
-
-def _regexp_literal(text: str) -> str:
-    """GitHub owner, repository and file names hold only [A-Za-z0-9._-]: '.' is the one to escape."""
-    return text.replace(".", r"\.")
-
-
-def release_workflow_identity(config: StackConfig, service: Service) -> str:
-    """The certificate identity (a regexp) of the stack tier's release workflow on a `v<SemVer>` tag.
-
-    Fulcio puts the workflow ref in the certificate, e.g.
-    `https://github.com/acme/orders-api/.github/workflows/release-prod.yml@refs/tags/v2.0.0`: only the
-    tier's own workflow, which signs in the tier's environment, can sign for the tier.
-    """
-    workflow = _regexp_literal(f"{config.github.owner}/{service.repository}/{release_workflow_path(config)}")
-    return rf"^https://github\.com/{workflow}@refs/tags/v[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$"
-
-
-def keyless_identity(config: StackConfig, service: Service) -> dict[str, str]:
-    """The OIDC issuer and the certificate identity (a regexp) of the service's release workflow."""
-    return {"issuer": GITHUB_OIDC_ISSUER, "identity": release_workflow_identity(config, service)}

@@ -14,14 +14,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import Service, StackConfig
-from components.k8s_resources import custom_resource
-from components.slo import (
-    alertmanager_config_resource,
-    analysis_template,
-    prometheus_rule,
-    service_monitor,
-    slo_outputs,
-)
+from components.kubernetes.component import custom_resource
+from components.slo.alertmanager import alertmanager_config_resource
+from components.slo.analysis import analysis_template
+from components.slo.rules import prometheus_rule, slo_outputs
+from components.slo.service_monitor import service_monitor
 
 
 class SloAlerts(pulumi.ComponentResource):

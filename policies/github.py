@@ -1,19 +1,10 @@
-"""Policies on what a stack commits to and configures in its service repositories.
-
-Workflow files are read from the `content` of `RepositoryFile` resources under `.github/workflows/`:
-pinned actions, no top-level write permissions, no untrusted checkout from privileged triggers, release
-workflows that sign, attest an SBOM and provenance and build every architecture natively. Then: no
-plaintext secret in any committed file, signed TLS webhooks, reviewed `prod` environments, and a default
-branch that requires a review and the CI checks.
-
-A stack that does not own a repository (`roadbike:github.ownsRepositories: false`) creates neither it nor
-its ruleset nor its CI workflow: the repository policies have nothing to check there, and the CI checks
-are compared with the ruleset in the stack that owns the repository. Release workflows are recognised by
-their trigger (tags or releases), whatever their file name (`release-<tier>.yml`).
+"""Policies on the GitHub side: repository settings, the default branch ruleset, the generated workflows,
+the webhook and the release environments.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
@@ -22,6 +13,7 @@ from typing import Any
 import yaml
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
@@ -31,7 +23,6 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.github_repo import ruleset_covers_default_branch
 from policies.resource_types import (
     BRANCH_PROTECTION,
     REPOSITORY,
@@ -41,6 +32,62 @@ from policies.resource_types import (
     REPOSITORY_WEBHOOK,
 )
 from policies.util import as_list, get_path, of_type
+
+DEFAULT_BRANCH_REFS = {"~DEFAULT_BRANCH", "refs/heads/main", "main"}
+
+
+def repository_vulnerability_alerts(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type == REPOSITORY and get_path(args.props, "vulnerabilityAlerts") is not True:
+        report_violation(
+            f"repository {get_path(args.props, 'name', default=args.name)!r} does not enable "
+            "vulnerability alerts (set vulnerabilityAlerts: true)",
+            None,
+        )
+
+
+def ruleset_covers_default_branch(ruleset: PolicyResource) -> bool:
+    includes = as_list(get_path(ruleset.props, "conditions", "refName", "includes"))
+    return get_path(ruleset.props, "target") == "branch" and any(
+        ref in DEFAULT_BRANCH_REFS for ref in includes
+    )
+
+
+def _ruleset_blocks_force_push_and_deletion(ruleset: PolicyResource) -> bool:
+    rules = get_path(ruleset.props, "rules", default={})
+    active = get_path(ruleset.props, "enforcement") == "active"
+    return active and rules.get("deletion") is True and rules.get("nonFastForward") is True
+
+
+def _branch_protection_blocks(protection: PolicyResource) -> bool:
+    props = protection.props
+    return (
+        get_path(props, "pattern") in DEFAULT_BRANCH_REFS
+        and get_path(props, "allowsForcePushes") is not True
+        and get_path(props, "allowsDeletions") is not True
+    )
+
+
+def _repository_key(value: object) -> str:
+    return str(value or "")
+
+
+def default_branch_protected(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    protected: set[str] = set()
+    for ruleset in of_type(args.resources, REPOSITORY_RULESET):
+        if ruleset_covers_default_branch(ruleset) and _ruleset_blocks_force_push_and_deletion(ruleset):
+            protected.add(_repository_key(get_path(ruleset.props, "repository")))
+    for protection in of_type(args.resources, BRANCH_PROTECTION):
+        if _branch_protection_blocks(protection):
+            protected.add(_repository_key(get_path(protection.props, "repositoryId")))
+    for repository in of_type(args.resources, REPOSITORY):
+        name = _repository_key(get_path(repository.props, "name", default=repository.name))
+        if name not in protected:
+            report_violation(
+                f"the default branch of repository {name!r} allows force pushes or deletion: add an active "
+                "ruleset on ~DEFAULT_BRANCH with the deletion and non_fast_forward rules",
+                repository.urn,
+            )
+
 
 WORKFLOW_DIRECTORY = ".github/workflows/"
 PINNED_ACTION = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
@@ -146,9 +193,10 @@ def _file_label(args: ResourceValidationArgs) -> str:
     return f"{repository}:{get_path(args.props, 'file', default=args.name)}"
 
 
-def _workflow_validator(check: Any) -> Any:
+def workflow_file_check(check: Any) -> Any:
     """A resource validator that runs `check(workflow, label, report)` on committed workflow files."""
 
+    @functools.wraps(check)
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if args.resource_type != REPOSITORY_FILE:
             return
@@ -162,7 +210,8 @@ def _workflow_validator(check: Any) -> Any:
 # --- workflow policies -----------------------------------------------------------------------------
 
 
-def _check_pinned(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
+@workflow_file_check
+def workflow_actions_pinned(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
     unpinned = sorted(
         {
             ref
@@ -178,16 +227,8 @@ def _check_pinned(workflow: Mapping[str, Any], label: str, report: ReportViolati
         )
 
 
-workflow_actions_pinned = ResourceValidationPolicy(
-    name="workflow-actions-pinned",
-    description="Every action a committed workflow uses is pinned to a full commit SHA.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_workflow_validator(_check_pinned),
-)
-
-
-def _check_top_level_permissions(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
+@workflow_file_check
+def workflow_no_top_level_write(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
     fix = "set `permissions: {}` at the top and grant the minimum to each job"
     if "permissions" not in workflow:
         report(
@@ -203,15 +244,6 @@ def _check_top_level_permissions(workflow: Mapping[str, Any], label: str, report
             report(f"{label} grants {', '.join(writes)}: write to every job at the top level: {fix}", None)
 
 
-workflow_no_top_level_write = ResourceValidationPolicy(
-    name="workflow-no-top-level-write",
-    description="Committed workflows grant no write permission at the top level (permissions are per job).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_workflow_validator(_check_top_level_permissions),
-)
-
-
 def _untrusted_checkout(step: Mapping[str, Any]) -> bool:
     if action_of(step) == "actions/checkout":
         inputs = step.get("with")
@@ -222,7 +254,8 @@ def _untrusted_checkout(step: Mapping[str, Any]) -> bool:
     return bool(UNTRUSTED_CHECKOUT_COMMAND.search(script) and UNTRUSTED_REF.search(script))
 
 
-def _check_untrusted_checkout(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
+@workflow_file_check
+def workflow_no_untrusted_checkout(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
     privileged = [event for event in PRIVILEGED_TRIGGERS if event in triggers(workflow)]
     if not privileged:
         return
@@ -236,16 +269,8 @@ def _check_untrusted_checkout(workflow: Mapping[str, Any], label: str, report: R
             )
 
 
-workflow_no_untrusted_checkout = ResourceValidationPolicy(
-    name="workflow-no-untrusted-checkout",
-    description="No pull_request_target or workflow_run workflow checks out untrusted pull request code.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.CRITICAL,
-    validate=_workflow_validator(_check_untrusted_checkout),
-)
-
-
-def _check_release_signs(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
+@workflow_file_check
+def release_workflow_signs(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
     if not is_release_workflow(workflow):
         return
     scripts = [str(step.get("run") or "") for step in all_steps(workflow)]
@@ -265,15 +290,6 @@ def _check_release_signs(workflow: Mapping[str, Any], label: str, report: Report
         )
 
 
-release_workflow_signs = ResourceValidationPolicy(
-    name="release-workflow-signs",
-    description="Release workflows sign the image by digest and attest its SBOM and build provenance.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_workflow_validator(_check_release_signs),
-)
-
-
 def _built_platforms(workflow: Mapping[str, Any]) -> set[str] | None:
     """Platforms the image build steps name; None when the workflow builds no image."""
     builds = [s for s in all_steps(workflow) if action_of(s) == "docker/build-push-action"]
@@ -286,7 +302,8 @@ def _built_platforms(workflow: Mapping[str, Any]) -> set[str] | None:
     return platforms
 
 
-def _check_multi_arch(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
+@workflow_file_check
+def release_workflow_multi_arch(workflow: Mapping[str, Any], label: str, report: ReportViolation) -> None:
     if not is_release_workflow(workflow):
         return
     platforms = _built_platforms(workflow)
@@ -308,19 +325,12 @@ def _check_multi_arch(workflow: Mapping[str, Any], label: str, report: ReportVio
         )
 
 
-release_workflow_multi_arch = ResourceValidationPolicy(
-    name="release-workflow-multi-arch",
-    description="Release workflows build linux/amd64 and linux/arm64 images, each on a native runner.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.MEDIUM,
-    validate=_workflow_validator(_check_multi_arch),
-)
-
-
 # --- files, webhooks, environments -----------------------------------------------------------------
 
 
-def _no_plaintext_secret(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def repository_file_no_plaintext_secret(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
     if args.resource_type != REPOSITORY_FILE:
         return
     content = str(get_path(args.props, "content", default=""))
@@ -333,16 +343,7 @@ def _no_plaintext_secret(args: ResourceValidationArgs, report_violation: ReportV
         )
 
 
-repository_file_no_plaintext_secret = ResourceValidationPolicy(
-    name="repository-file-no-plaintext-secret",
-    description="No file committed to a repository holds a token, password or private key in plain text.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.CRITICAL,
-    validate=_no_plaintext_secret,
-)
-
-
-def _webhook_signed_tls(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def webhook_secret_and_tls(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != REPOSITORY_WEBHOOK:
         return
     configuration = get_path(args.props, "configuration", default={})
@@ -362,16 +363,7 @@ def _webhook_signed_tls(args: ResourceValidationArgs, report_violation: ReportVi
         report_violation(f"{label} is not an https:// URL: deliveries would travel in clear text", None)
 
 
-webhook_secret_and_tls = ResourceValidationPolicy(
-    name="webhook-secret-and-tls",
-    description="Repository webhooks are signed with a secret and delivered over verified TLS.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_webhook_signed_tls,
-)
-
-
-def _prod_reviewers(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def prod_environment_reviewers(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != REPOSITORY_ENVIRONMENT:
         return
     environment = str(get_path(args.props, "environment", default=""))
@@ -389,15 +381,6 @@ def _prod_reviewers(args: ResourceValidationArgs, report_violation: ReportViolat
             "roadbike:github.prodReviewers",
             None,
         )
-
-
-prod_environment_reviewers = ResourceValidationPolicy(
-    name="prod-environment-reviewers",
-    description="The prod environment of every repository requires a reviewer's approval.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_prod_reviewers,
-)
 
 
 # --- default branch (stack) ------------------------------------------------------------------------
@@ -434,7 +417,7 @@ def ci_check_names(workflow: Mapping[str, Any]) -> list[str]:
     return [str(job.get("name") or job_id) for job_id, job in jobs(workflow).items()]
 
 
-def _default_branch_requires_ci(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+def default_branch_requires_ci_checks(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     rulesets = _active_default_branch_rulesets(args.resources)
     created = {str(get_path(r.props, "name", default=r.name)) for r in of_type(args.resources, REPOSITORY)}
     for file in of_type(args.resources, REPOSITORY_FILE):
@@ -463,15 +446,6 @@ def _default_branch_requires_ci(args: StackValidationArgs, report_violation: Rep
             )
 
 
-default_branch_requires_ci_checks = StackValidationPolicy(
-    name="default-branch-requires-ci-checks",
-    description="The default branch ruleset requires every CI job as an up-to-date status check.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_default_branch_requires_ci,
-)
-
-
 def _approvals(ruleset: PolicyResource) -> int:
     count = get_path(ruleset.props, "rules", "pullRequest", "requiredApprovingReviewCount", default=0)
     return int(count) if isinstance(count, (int, float)) else 0
@@ -483,7 +457,7 @@ def _protection_approvals(protection: PolicyResource) -> int:
     return max((int(c) for c in counts if isinstance(c, (int, float))), default=0)
 
 
-def _default_branch_requires_review(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+def default_branch_requires_review(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     reviewed = {
         repository
         for repository, rulesets in _active_default_branch_rulesets(args.resources).items()
@@ -505,23 +479,89 @@ def _default_branch_requires_review(args: StackValidationArgs, report_violation:
             )
 
 
-default_branch_requires_review = StackValidationPolicy(
-    name="default-branch-requires-review",
-    description="Changes reach the default branch of every repository only by an approved pull request.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-    validate=_default_branch_requires_review,
-)
-
-POLICIES = [
-    workflow_actions_pinned,
-    workflow_no_top_level_write,
-    workflow_no_untrusted_checkout,
-    release_workflow_signs,
-    release_workflow_multi_arch,
-    repository_file_no_plaintext_secret,
-    webhook_secret_and_tls,
-    prod_environment_reviewers,
-    default_branch_requires_ci_checks,
-    default_branch_requires_review,
+POLICIES: list[Policy] = [
+    ResourceValidationPolicy(
+        name="repository-vulnerability-alerts",
+        description="Every repository has Dependabot vulnerability alerts on.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=repository_vulnerability_alerts,
+    ),
+    StackValidationPolicy(
+        name="default-branch-protected",
+        description="The default branch of every repository refuses force pushes and deletion.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=default_branch_protected,
+    ),
+    ResourceValidationPolicy(
+        name="workflow-actions-pinned",
+        description="Every action a committed workflow uses is pinned to a full commit SHA.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=workflow_actions_pinned,
+    ),
+    ResourceValidationPolicy(
+        name="workflow-no-top-level-write",
+        description="Committed workflows grant no write permission at the top level (permissions are per job).",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=workflow_no_top_level_write,
+    ),
+    ResourceValidationPolicy(
+        name="workflow-no-untrusted-checkout",
+        description="No pull_request_target or workflow_run workflow checks out untrusted pull request code.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.CRITICAL,
+        validate=workflow_no_untrusted_checkout,
+    ),
+    ResourceValidationPolicy(
+        name="release-workflow-signs",
+        description="Release workflows sign the image by digest and attest its SBOM and build provenance.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=release_workflow_signs,
+    ),
+    ResourceValidationPolicy(
+        name="release-workflow-multi-arch",
+        description="Release workflows build linux/amd64 and linux/arm64 images, each on a native runner.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.MEDIUM,
+        validate=release_workflow_multi_arch,
+    ),
+    ResourceValidationPolicy(
+        name="repository-file-no-plaintext-secret",
+        description="No file committed to a repository holds a token, password or private key in plain text.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.CRITICAL,
+        validate=repository_file_no_plaintext_secret,
+    ),
+    ResourceValidationPolicy(
+        name="webhook-secret-and-tls",
+        description="Repository webhooks are signed with a secret and delivered over verified TLS.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=webhook_secret_and_tls,
+    ),
+    ResourceValidationPolicy(
+        name="prod-environment-reviewers",
+        description="The prod environment of every repository requires a reviewer's approval.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=prod_environment_reviewers,
+    ),
+    StackValidationPolicy(
+        name="default-branch-requires-ci-checks",
+        description="The default branch ruleset requires every CI job as an up-to-date status check.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=default_branch_requires_ci_checks,
+    ),
+    StackValidationPolicy(
+        name="default-branch-requires-review",
+        description="Changes reach the default branch of every repository only by an approved pull request.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=Severity.HIGH,
+        validate=default_branch_requires_review,
+    ),
 ]
