@@ -15,6 +15,7 @@ from components.github.release_workflow import release_workflow_path
 from roadbike.analyzer import PolicyPackProcess
 from roadbike.program import SECRET_SIG, SECRET_SIG_KEY, ProgramRun, RecordedResource
 from tests.helpers import STACKS, analyze_resources, parse, resource, run_raw, stack_raw, violated
+from tests.policy_inputs import GITHUB_REPOSITORY, branch_ruleset, repo
 
 FILE = "github:index/repositoryFile:RepositoryFile"
 REPOSITORY = "github:index/repository:Repository"
@@ -461,3 +462,44 @@ def test_every_tier_release_workflow_is_recognised_as_a_release(pack: PolicyPack
     assert f"go-http-server:{path}" in message
     good = repo_file(path, render_files(signed, signed.services[0])[path])
     assert violated(analyze_resources(pack, [good]), "release-workflow-signs") == []
+
+
+# --- repository settings and the default branch ruleset ---------------------------------------------
+
+
+def test_vulnerability_alerts_on_passes(pack: PolicyPackProcess) -> None:
+    result = analyze_resources(
+        pack, [resource(GITHUB_REPOSITORY, "svc", repo(True)), resource(RULESET, "r", branch_ruleset())]
+    )
+    assert violated(result, "repository-vulnerability-alerts") == []
+    assert violated(result, "default-branch-protected") == []
+
+
+def test_vulnerability_alerts_off_violates(pack: PolicyPackProcess) -> None:
+    result = analyze_resources(
+        pack, [resource(GITHUB_REPOSITORY, "svc", repo(False)), resource(RULESET, "r", branch_ruleset())]
+    )
+    [message] = violated(result, "repository-vulnerability-alerts")
+    assert "'svc'" in message
+
+
+def test_default_branch_without_ruleset_violates(pack: PolicyPackProcess) -> None:
+    result = analyze_resources(pack, [resource(GITHUB_REPOSITORY, "svc", repo(True))])
+    [message] = violated(result, "default-branch-protected")
+    assert "force pushes or deletion" in message
+
+
+def test_ruleset_allowing_force_push_violates(pack: PolicyPackProcess) -> None:
+    resources = [
+        resource(GITHUB_REPOSITORY, "svc", repo(True)),
+        resource(RULESET, "r", branch_ruleset(non_fast_forward=False)),
+    ]
+    assert violated(analyze_resources(pack, resources), "default-branch-protected")
+
+
+def test_ruleset_in_evaluate_mode_violates(pack: PolicyPackProcess) -> None:
+    resources = [
+        resource(GITHUB_REPOSITORY, "svc", repo(True)),
+        resource(RULESET, "r", branch_ruleset(enforcement="evaluate")),
+    ]
+    assert violated(analyze_resources(pack, resources), "default-branch-protected")
