@@ -13,7 +13,6 @@ from components.artifacts import render_artifacts
 from components.config import StackConfig
 from components.yaml_text import to_yaml
 from roadbike.program import ProgramRun, RecordedResource
-from roadbike.redact import redact
 
 REPOSITORY_FILE = "github:index/repositoryFile:RepositoryFile"
 MANIFEST_HEAD = ("apiVersion", "kind", "metadata")
@@ -29,7 +28,7 @@ def _sorted_tree(value: Any) -> Any:
 
 def kubernetes_manifest(resource: RecordedResource) -> dict[str, Any]:
     """The object as it would be applied: apiVersion, kind, metadata first, the rest in key order."""
-    body = _sorted_tree(redact(resource.inputs))
+    body = _sorted_tree(resource.inputs)
     ordered = {key: body[key] for key in MANIFEST_HEAD if key in body}
     ordered.update({k: v for k, v in body.items() if k not in MANIFEST_HEAD})
     return ordered
@@ -61,7 +60,7 @@ def _artifact(resource: RecordedResource) -> tuple[str, str] | None:
         manifest = kubernetes_manifest(resource)
         return manifest_path(manifest), to_yaml(manifest)
     if resource.type == REPOSITORY_FILE:
-        inputs = redact(resource.inputs)
+        inputs = resource.inputs
         content = inputs.get("content", "")
         path = f"github/{inputs.get('repository')}/{inputs.get('file')}"
         return path, content if isinstance(content, str) else str(content)

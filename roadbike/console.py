@@ -8,7 +8,6 @@ from typing import Any, TextIO
 
 from roadbike.analyzer import PolicyResult, Violation
 from roadbike.program import STACK_TYPE, ProgramRun, RecordedResource
-from roadbike.redact import redact
 
 
 def _tree_rows(run: ProgramRun) -> list[tuple[str, str, str]]:
@@ -94,7 +93,7 @@ def _format_output(value: Any, indent: int) -> list[str]:
 
 def print_outputs(run: ProgramRun, out: TextIO) -> None:
     print("Outputs:", file=out)
-    for line in _format_output(redact(run.outputs), 4):
+    for line in _format_output(run.outputs, 4):
         print(line, file=out)
     print(file=out)
 

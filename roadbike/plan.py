@@ -15,12 +15,12 @@ from roadbike import console
 from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, pack_processes, running_packs
 from roadbike.artifacts import all_artifacts, write_tree
 from roadbike.program import ProgramRun, run_program
+from roadbike.redact import redact_run
 from roadbike.report import (
     mandatory_violations,
     plan_document,
     report_document,
     sarif_document,
-    scrubbed_violations,
     summary_markdown,
     write_json,
 )
@@ -129,6 +129,7 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
             raise UsageError(str(exc)) from None
         seconds_policy = time.perf_counter() - policy_started
 
+    run, policy = redact_run(run, policy)  # from here on, nothing holds a secret in clear
     report = report_document(policy, run)
     write_json(out_dir / "plan.json", plan_document(run))
     write_json(out_dir / "policy" / "report.json", report)
@@ -151,7 +152,7 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
 
 
 def print_plan(result: PlanResult, out: TextIO) -> None:
-    violations = scrubbed_violations(result.policy, result.run)
+    violations = result.policy.violations
     console.print_tree(result.run, out)
     console.print_policies(result.policy, result.run, violations, out)
     console.print_outputs(result.run, out)

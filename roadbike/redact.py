@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from roadbike.program import SECRET_SIG, SECRET_SIG_KEY
+from roadbike.analyzer import PolicyResult
+from roadbike.program import SECRET_SIG, SECRET_SIG_KEY, ProgramRun
 
 REDACTED = "[secret]"
 
@@ -64,3 +66,20 @@ def scrub(text: str, secrets: set[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
+
+
+def redact_run(run: ProgramRun, policy: PolicyResult) -> tuple[ProgramRun, PolicyResult]:
+    """The run and its policy result as they may be written down, made once when the run is recorded:
+    every secret input and output `[secret]`, every secret string scrubbed from the policy messages.
+    Every writer of the plan (files, console, reports) works on these and never sees a secret."""
+    secrets: set[str] = set()
+    for resource in run.resources:
+        secret_texts(resource.inputs, secrets)
+    secret_texts(run.outputs, secrets)
+    safe_run = replace(
+        run,
+        resources=[replace(r, inputs=redact(r.inputs)) for r in run.resources],
+        outputs=redact(run.outputs),
+    )
+    violations = [replace(v, message=scrub(v.message, secrets)) for v in policy.violations]
+    return safe_run, replace(policy, violations=violations)

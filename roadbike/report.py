@@ -1,4 +1,7 @@
-"""plan.json and the policy reports (JSON, SARIF 2.1.0, Markdown), all deterministic and redacted."""
+"""plan.json and the policy reports (JSON, SARIF 2.1.0, Markdown), all deterministic.
+
+They are written from the run as recorded (`roadbike.redact.redact_run`): no secret reaches them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from typing import Any
 
 from roadbike.analyzer import PolicyResult, Violation
 from roadbike.program import ProgramRun
-from roadbike.redact import redact, scrub, secret_texts
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {"mandatory": "error", "remediate": "error", "advisory": "warning", "disabled": "none"}
@@ -34,12 +36,12 @@ def plan_document(run: ProgramRun) -> dict[str, Any]:
                 "custom": r.custom,
                 "parent": r.parent,
                 "provider": r.provider,
-                "inputs": redact(r.inputs),
+                "inputs": r.inputs,
                 "dependencies": r.dependencies,
             }
             for r in resources
         ],
-        "outputs": redact(run.outputs),
+        "outputs": run.outputs,
     }
 
 
@@ -47,19 +49,8 @@ def mandatory_violations(result: PolicyResult) -> list[Violation]:
     return [v for v in result.violations if v.enforcement_level in ("mandatory", "remediate")]
 
 
-def scrubbed_violations(result: PolicyResult, run: ProgramRun) -> list[Violation]:
-    secrets: set[str] = set()
-    for resource in run.resources:
-        secret_texts(resource.inputs, secrets)
-    secret_texts(run.outputs, secrets)
-    return [
-        Violation(v.policy, v.description, scrub(v.message, secrets), v.enforcement_level, v.urn, v.severity)
-        for v in result.violations
-    ]
-
-
 def report_document(result: PolicyResult, run: ProgramRun) -> dict[str, Any]:
-    violations = scrubbed_violations(result, run)
+    violations = result.violations
     counts = Counter(v.policy for v in violations)
     return {
         "policyPack": {"name": result.pack_name, "version": result.pack_version},
@@ -146,7 +137,7 @@ def sarif_document(result: PolicyResult, run: ProgramRun, stack_file: str, stack
             ],
             "partialFingerprints": {"roadbikeUrn/v1": f"{v.policy}:{v.urn}"},
         }
-        for v in scrubbed_violations(result, run)
+        for v in result.violations
         if v.policy in index
     ]
     return {
@@ -170,7 +161,7 @@ def sarif_document(result: PolicyResult, run: ProgramRun, stack_file: str, stack
 
 
 def summary_markdown(result: PolicyResult, run: ProgramRun, resource_counts: dict[str, int]) -> str:
-    violations = scrubbed_violations(result, run)
+    violations = result.violations
     mandatory = [v for v in violations if v.enforcement_level in ("mandatory", "remediate")]
     advisory = [v for v in violations if v.enforcement_level == "advisory"]
     verdict = "passed" if not mandatory else "failed"
