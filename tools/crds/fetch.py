@@ -90,7 +90,11 @@ class CrdLoader(yaml.SafeLoader):
     """YAML as the API server reads CRDs: a plain `=` (an enum value in some CRDs) is a string."""
 
 
-CrdLoader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_yaml_str)
+def plain_string(loader: CrdLoader, node: yaml.Node) -> str:
+    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+CrdLoader.add_constructor("tag:yaml.org,2002:value", plain_string)
 
 
 def fail(message: str) -> None:
