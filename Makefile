@@ -6,9 +6,10 @@ STACK ?= dev
 TOOLS := .tools
 SARIF_SCHEMA := $(TOOLS)/sarif-schema-2.1.0.json
 POLICY_VENV := $(TOOLS)/policy-venv
+CRDS := $(TOOLS)/crds
 JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 
-.PHONY: venv plan plan-all test lint format bench tools clean
+.PHONY: venv plan plan-all test lint format bench tools crds clean
 
 $(BIN)/roadbike: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,12 @@ $(POLICY_VENV)/bin/python: policies/requirements.txt
 	$(POLICY_VENV)/bin/pip install --quiet -r policies/requirements.txt
 	touch $@
 
+# Upstream CRDs the tests validate against, from the Go module proxy (tools/crds/go.mod and go.sum pin them).
+$(CRDS)/stamp: tools/crds/go.mod tools/crds/go.sum tools/crds/fetch.py | $(BIN)/roadbike
+	$(BIN)/python tools/crds/fetch.py $(CRDS)
+
+crds: $(CRDS)/stamp
+
 tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python
 
 lint: venv
@@ -49,8 +56,8 @@ format: venv
 	$(BIN)/ruff format components policies roadbike tests bench __main__.py
 	$(BIN)/ruff check --fix components policies roadbike tests bench __main__.py
 
-test: venv tools lint
-	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python $(BIN)/pytest
+test: venv tools crds lint
+	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) $(BIN)/pytest
 
 bench: venv
 	$(BIN)/python bench/plan_bench.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from components.config import PROJECT, StackConfig, parse_stack_config
@@ -18,11 +20,45 @@ from roadbike.program import ProgramRun, RecordedResource, run_program
 from roadbike.stackfile import StackFile, read_stack_file
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-CRDS = SHARED / "crds"
 STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (REPO / "stacks").glob("Pulumi.*.yaml")
 )
+
+
+def crds() -> Path:
+    """The upstream CRDs that `make crds` fetches (tools/crds): $ROADBIKE_CRDS, else .tools/crds."""
+    path = Path(os.environ.get("ROADBIKE_CRDS") or REPO / ".tools" / "crds")
+    if not (path / "stamp").is_file():
+        raise AssertionError(
+            f"no upstream CRDs in {path}: run `make crds` (tools/crds/fetch.py) to fetch them"
+        )
+    return path
+
+
+def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
+    """The upstream openAPIV3Schema of one kind at the version the stacks create.
+
+    apiVersion, kind and metadata are added at the root where the CRD leaves them out, as the API
+    server always accepts them.
+    """
+    path = crds() / "schemas" / api_version / f"{kind.lower()}.json"
+    if not path.is_file():
+        raise AssertionError(
+            f"{path} is missing: run `make crds`; tools/crds/fetch.py lists the kinds it fetches"
+        )
+    schema = json.loads(path.read_text())
+    implicit = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
+    return {**schema, "properties": {**implicit, **schema.get("properties", {})}}
+
+
+def crd_errors(manifest: dict[str, Any]) -> list[str]:
+    """A custom object's errors against its kind's upstream schema, unknown fields rejected.
+
+    Not check_schema: some CRDs' patterns are Go regexps (`(?i)` mid-pattern) that Python's re refuses.
+    """
+    schema = strict_schema(crd_schema(manifest["apiVersion"], manifest["kind"]))
+    found = jsonschema.Draft4Validator(schema).iter_errors(manifest)
+    return sorted(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in found)
 
 
 def stack_raw(stack: str = "dev") -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from functools import cache
 from typing import Any
@@ -26,21 +25,15 @@ from components.chaos.schedules import (
 from components.config import ConfigError, StackConfig
 from components.kubernetes.namespace import namespace_manifest
 from components.naming import CHAOS_SCHEDULE_NAME_LIMIT
-from tests.helpers import CRDS, STACKS, parse, stack_raw, strict_schema
+from tests.helpers import STACKS, crd_schema, parse, stack_raw, strict_schema
 
 KUBERNETES_VERSION = "1.37"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-CRD_FILES = {
-    "Schedule": "schedule.json",
-    "NetworkChaos": "networkchaos.json",
-    "StressChaos": "stresschaos.json",
-    "PodChaos": "podchaos.json",
-}
 
 
 @cache
 def upstream_schema(kind: str) -> dict[str, Any]:
-    return json.loads((CRDS / "chaos-mesh" / CRD_FILES[kind]).read_text())
+    return crd_schema("chaos-mesh.org/v1alpha1", kind)
 
 
 @cache

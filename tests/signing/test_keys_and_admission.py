@@ -27,7 +27,7 @@ from components.signing.component import KEY_PAIR_TYPE, CosignKeyPairProvider
 from policies.signing import glob_regexp
 from roadbike.program import is_secret
 from roadbike.redact import redact
-from tests.helpers import CRDS, parse, run_raw, stack_raw
+from tests.helpers import crd_errors, parse, run_raw, stack_raw
 
 ENVIRONMENT_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
 CLUSTER_IMAGE_POLICY = "kubernetes:policy.sigstore.dev/v1beta1:ClusterImagePolicy"
@@ -276,26 +276,8 @@ def test_plan_never_writes_private_key_material(plans: dict[str, tuple[Path, Any
     assert public_key.startswith("-----BEGIN PUBLIC KEY-----")
 
 
-# ClusterImagePolicy has no CRD among the shared schemas: check the fields of policy-controller's
-# v1beta1 API (config/300-clusterimagepolicy.yaml upstream) and its glob syntax instead.
-CIP_SPEC = {"authorities", "images", "match", "mode", "policy"}
-CIP_AUTHORITY = {
-    "name",
-    "key",
-    "keyless",
-    "static",
-    "source",
-    "ctlog",
-    "attestations",
-    "rfc3161timestamp",
-    "signatureFormat",
-}
-CIP_FIELDS = {
-    "key": {"data", "secretRef", "kms", "hashAlgorithm"},
-    "keyless": {"url", "identities", "ca-cert", "trustRootRef", "insecureIgnoreSCT"},
-    "ctlog": {"url", "trustRootRef"},
-    "static": {"action", "message"},
-}
+# ClusterImagePolicy: policy-controller's v1beta1 schema (config/300-clusterimagepolicy.yaml upstream,
+# fetched by `make crds`), and what its webhook checks beyond it: modes, signature formats, globs.
 POLICY_CONTROLLER_GLOB = re.compile(r"^[a-zA-Z0-9-_:\/\*\.@]+$")
 
 
@@ -304,23 +286,15 @@ def check_cluster_image_policy(manifest: dict) -> None:
         manifest["apiVersion"] == "policy.sigstore.dev/v1beta1" and manifest["kind"] == "ClusterImagePolicy"
     )
     assert "namespace" not in manifest["metadata"]  # cluster-scoped
+    assert crd_errors(manifest) == []
     spec = manifest["spec"]
-    assert set(spec) <= CIP_SPEC and spec["mode"] in ("enforce", "warn")
+    assert spec["mode"] in ("enforce", "warn")
     assert all(POLICY_CONTROLLER_GLOB.match(image["glob"]) for image in spec["images"])
     for authority in spec["authorities"]:
-        assert set(authority) <= CIP_AUTHORITY
         assert authority.get("signatureFormat", "legacy") in ("legacy", "bundle")
-        for field, allowed in CIP_FIELDS.items():
-            assert set(authority.get(field, {})) <= allowed
-        for identity in authority.get("keyless", {}).get("identities", []):
-            assert set(identity) <= {"issuer", "subject", "issuerRegExp", "subjectRegExp"}
-        for source in authority.get("source", []):
-            assert set(source) <= {"oci", "signaturePullSecrets", "tagPrefix"}
 
 
-def test_cluster_image_policies_use_the_upstream_fields() -> None:
-
-    assert not list(CRDS.rglob("*clusterimagepolic*"))
+def test_cluster_image_policies_validate_against_the_upstream_schema() -> None:
     for stack in ("dev", "prod"):
         config = parse(stack_raw(stack))
         for service in config.services:

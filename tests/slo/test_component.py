@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import jsonschema
 import pytest
 
@@ -12,22 +10,19 @@ from components.slo.rules import prometheus_rule, slo_outputs
 from components.slo.service_monitor import service_monitor
 from roadbike.artifacts import kubernetes_manifest
 from roadbike.program import ProgramRun
-from tests.helpers import CRDS, STACKS, of_type, parse, run_raw, stack_raw, strict_schema
+from tests.helpers import STACKS, crd_errors, crd_schema, of_type, parse, run_raw, stack_raw, strict_schema
 
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 ANALYSIS_TEMPLATE = "kubernetes:argoproj.io/v1alpha1:AnalysisTemplate"
 ALERTMANAGER_CONFIG = "kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig"
-SCHEMAS = {
-    PROMETHEUS_RULE: "monitoring.coreos.com/prometheusrule.json",
-    SERVICE_MONITOR: "monitoring.coreos.com/servicemonitor.json",
-    ANALYSIS_TEMPLATE: "argoproj.io/analysistemplate.json",
-}
+SCHEMAS = (PROMETHEUS_RULE, SERVICE_MONITOR, ANALYSIS_TEMPLATE)
 
 
 def validators(resource_type: str) -> list[jsonschema.Draft4Validator]:
     # Not check_schema: the PrometheusRule CRD's `^(?i)(abort|warn)?$` is a Go regex Python's re refuses.
-    schema = json.loads((CRDS / SCHEMAS[resource_type]).read_text())
+    api_version, kind = resource_type.removeprefix("kubernetes:").split(":")
+    schema = crd_schema(api_version, kind)
     return [jsonschema.Draft4Validator(schema), jsonschema.Draft4Validator(strict_schema(schema))]
 
 
@@ -157,3 +152,11 @@ def test_service_without_slos_gets_only_its_monitor() -> None:
         "pageAlerts": [],
         "ticketAlerts": [],
     }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_alertmanager_config_validates_against_the_upstream_schema(
+    runs: dict[str, ProgramRun], stack: str
+) -> None:
+    [routing] = of_type(runs[stack], ALERTMANAGER_CONFIG)
+    assert crd_errors(kubernetes_manifest(routing)) == []
