@@ -11,8 +11,8 @@ import yaml
 from components.chaos.rbac import role_binding_manifest, role_manifest
 from components.chaos.schedules import PAUSE_ANNOTATION, schedule_manifests
 from roadbike.redact import redact
-from tests.helpers import by_name, of_type, parse, run_raw, stack_raw
 from tests.chaos.test_schedules import KUBERNETES_VERSION, schema_errors
+from tests.helpers import by_name, of_type, parse, run_raw, stack_raw
 
 COMPONENT = "roadbike:chaos:ChaosSchedules"
 SCHEDULE = "kubernetes:chaos-mesh.org/v1alpha1:Schedule"
