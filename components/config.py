@@ -6,9 +6,12 @@ refused here with one line per problem that names the stack file and the key pat
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -23,36 +26,123 @@ from pydantic import (
 
 PROJECT = "roadbike"
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", re.ASCII)
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
-HTTP_URL = r"^https?://[^\s/]+(/\S*)?$"
+HTTP_URL = r"https?://[^\s/]+(/\S*)?"  # whole-string (fullmatch); config URLs: check_url
 # https://semver.org/#is-there-a-suggested-regular-expression-regex-to-check-a-semver-string
 SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z",
+    re.ASCII,
 )
 # time.ParseDuration: a sequence of decimal numbers with a unit, e.g. "300ms", "1.5h", "2h45m".
-GO_DURATION = re.compile(r"^(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
-GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+GO_DURATION = re.compile(r"(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|ms|s|m|h))+")
+GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
 GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 # What Chaos Mesh's NetworkChaos schema accepts for delay latency and jitter.
-NETEM_TIME = re.compile(r"^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)$")
-GITHUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_])?$")
-GO_VERSION = re.compile(r"^1\.\d+(?:\.\d+)?$")
+NETEM_TIME = re.compile(r"[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)")
+GITHUB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_])?")
+GO_VERSION = re.compile(r"1\.(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2}))?")
 HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:\d{1,5})?$"
+    r"(?=[^:]{1,253}(:|\Z))[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?"
 )
-CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,\-LW#]+$")
+CRON_FIELD = re.compile(r"[0-9A-Za-z*?/,\-LW#]{1,64}")
 # A PromQL instant-vector selector: a metric name and optional label matchers, e.g. `x_total{code=~"5.."}`.
 _MATCHER = r"""\s*[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*"""
-PROMQL_SELECTOR = re.compile(rf"^[A-Za-z_:][A-Za-z0-9_:]*(?:\{{(?:{_MATCHER}(?:,{_MATCHER})*,?)?\s*\}})?$")
+PROMQL_SELECTOR = re.compile(rf"[A-Za-z_:][A-Za-z0-9_:]*(?:\{{(?:{_MATCHER}(?:,{_MATCHER})*,?)?\s*\}})?")
 # A Kubernetes port name (IANA_SVC_NAME): at most 15 characters, a letter, no leading, trailing or double '-'.
-PORT_NAME = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])(?!.*--)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+PORT_NAME = re.compile(r"(?=.{1,15}\Z)(?=.*[a-z])(?!.*--)[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 SUPPORTED_PLATFORMS = ("linux/amd64", "linux/arm64")
 # The managed registry's name (components.naming.REGISTRY_SERVICE): a service's objects would collide with it.
 REGISTRY_NAME = "registry"
 RESERVED_SERVICE_NAMES = frozenset({REGISTRY_NAME})
+
+
+# --- text that reaches generated files ------------------------------------------------------------
+
+# The registry username lands in the htpasswd file (`user:hash` lines), a docker config and an Actions
+# variable: a safe set, no ':' and no space. Harbor's robot accounts (`robot$name`) fit.
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@$+-]{0,127}")
+# What a URL of the config may hold after the host: RFC 3986 unreserved, sub-delims but ' and %-escapes.
+URL_REST = re.compile(r"(?:[A-Za-z0-9._~!$&()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*")
+# Query parameters that carry credentials: refused in any URL of the config (it is written in clear).
+CREDENTIAL_PARAMS = frozenset(
+    {"token", "access_token", "api_key", "apikey", "key", "password", "passwd", "pwd", "secret", "sig",
+     "signature", "auth", "x-amz-signature", "x-amz-credential", "client_secret"}
+)
+
+
+def control_characters(value: str) -> list[str]:
+    """The control, format and separator characters in a text (U+000A, U+202E, ...), as U+ codes."""
+    found = []
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            found.append(f"U+{ord(char):04X}")
+    return sorted(set(found))
+
+
+def check_url(
+    value: str,
+    *,
+    https_only: bool = False,
+    reachable_from_internet: bool = False,
+) -> str:
+    """An http(s) URL of the config: host and optional port, no credentials, no character that means
+    something to YAML, shell, PromQL or Go templates ({ } ' " space backslash)."""
+    if not isinstance(value, str) or len(value) > 2048:
+        raise ValueError("must be an http(s) URL of at most 2048 characters")
+    parts = urlsplit(value)
+    schemes = ("https",) if https_only else ("http", "https")
+    if parts.scheme not in schemes or not value.startswith(f"{parts.scheme}://"):
+        raise ValueError(f"{value!r} must be an {' or '.join(s + '://' for s in schemes)} URL")
+    netloc = parts.netloc
+    if "@" in netloc:
+        raise ValueError(
+            "holds credentials (user:password@): URLs of the config are written in clear; "
+            "give the credentials to the service another way"
+        )
+    for name, _value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() in CREDENTIAL_PARAMS:
+            raise ValueError(
+                f"its query parameter {name!r} carries a credential: URLs of the config are written in clear"
+            )
+    if netloc.startswith("["):
+        host, _, port = netloc[1:].partition("]")
+        port = port.removeprefix(":") if port.startswith(":") or not port else "x"
+    else:
+        host, _, port = netloc.partition(":")
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+    if netloc.startswith("[") and _ip_address(host) is None:
+        raise ValueError(f"{value!r}: {host!r} is not an IPv6 address")
+    host = host.lower()
+    address = _ip_address(host)
+    if address is None and not HOSTNAME.fullmatch(host):
+        raise ValueError(f"{value!r}: {host!r} is not a host name")
+    rest = value[len(parts.scheme) + 3 + len(netloc) :]
+    if not URL_REST.fullmatch(rest):
+        raise ValueError(
+            f"{value!r}: only letters, digits, -._~!$&()*+,;=:@/? and %-escapes may follow the host"
+        )
+    if reachable_from_internet:
+        if host == "localhost" or host.endswith(".localhost"):
+            raise ValueError(f"{value!r}: {host} is this machine, which GitHub can never reach")
+        if address is not None and (
+            address.is_loopback or address.is_link_local or address.is_unspecified or address.is_multicast
+        ):
+            raise ValueError(
+                f"{value!r}: {host} is a loopback, link-local, unspecified or multicast address, "
+                "which GitHub can never reach"
+            )
+    return value
+
+
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return None
 
 
 def go_duration_seconds(value: str) -> float:
@@ -61,13 +151,37 @@ def go_duration_seconds(value: str) -> float:
 
 
 def check_go_duration(value: str) -> str:
-    if not isinstance(value, str) or not GO_DURATION.match(value):
+    if not isinstance(value, str) or len(value) > 64 or not GO_DURATION.fullmatch(value):
         raise ValueError(f"{value!r} is not a Go duration (e.g. 60s, 1m30s, 100ms)")
     return value
 
 
+# Bounds on what chaos may do: how long, how often, how hard.
+MIN_CHAOS_SECONDS, MAX_CHAOS_SECONDS = 1.0, 3600.0  # an experiment's duration, a prod maxDuration
+MAX_NETEM_SECONDS = 10.0  # network delay latency and jitter
+MIN_CHAOS_INTERVAL_SECONDS, MAX_CHAOS_INTERVAL_SECONDS = 60.0, 366 * 86400.0  # @every
+MAX_GRACE_PERIOD_SECONDS = 3600
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+def check_duration_between(value: str, low: float, high: float, what: str) -> str:
+    seconds = go_duration_seconds(check_go_duration(value))
+    if not low <= seconds <= high:
+        raise ValueError(
+            f"{what} {value} is out of bounds: from {_format_seconds(low)} to {_format_seconds(high)}"
+        )
+    return value
+
+
 def check_dns_label(value: str) -> str:
-    if len(value) > 63 or not DNS_LABEL.match(value):
+    if len(value) > 63 or not DNS_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS-1123 label (lower case letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters)"
@@ -87,13 +201,22 @@ def _check_service_name(value: str) -> str:
 def check_chaos_schedule(value: str) -> str:
     """Chaos Mesh accepts a 5-field cron (6 with seconds), a @descriptor or `@every <Go duration>`."""
     if value.startswith("@every "):
-        check_go_duration(value.removeprefix("@every ").strip())
+        check_duration_between(
+            value.removeprefix("@every ").strip(),
+            MIN_CHAOS_INTERVAL_SECONDS,
+            MAX_CHAOS_INTERVAL_SECONDS,
+            "the interval",
+        )
         return value
     if value in {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}:
         return value
     fields = value.split()
-    if len(fields) not in (5, 6) or not all(CRON_FIELD.match(f) for f in fields):
+    if len(fields) not in (5, 6) or not all(CRON_FIELD.fullmatch(f) for f in fields):
         raise ValueError(f"{value!r} is not a cron schedule (5 or 6 fields) nor '@every <duration>'")
+    if len(fields) == 6 and not (fields[0].isascii() and fields[0].isdigit() and int(fields[0]) < 60):
+        raise ValueError(
+            f"{value!r}: the seconds field must be one second (0-59): chaos runs at most once a minute"
+        )
     return value
 
 
@@ -129,15 +252,22 @@ def check_chaos_environment(value: str, info: ValidationInfo) -> str:
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=False)
+    # strict: a number is a YAML number (not a string, not a boolean), a flag is true or false.
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, strict=True, allow_inf_nan=False
+    )
+
+
+# GitHub user and App IDs: positive integers (GitHub's are below 2**53), never booleans or text.
+GitHubId = Annotated[int, Field(strict=True, gt=0, lt=2**53)]
 
 
 class GitHubConfig(Model):
     owner: str
     webhook_url: str | None = Field(default=None, alias="webhookUrl")
-    prod_reviewers: list[int] = Field(default_factory=list, alias="prodReviewers", max_length=6)
+    prod_reviewers: list[GitHubId] = Field(default_factory=list, alias="prodReviewers", max_length=6)
     # The GitHub App `pulumi up` runs as: it commits the generated files past the default branch ruleset.
-    deployer_app_id: int | None = Field(default=None, alias="deployerAppId", gt=0)
+    deployer_app_id: GitHubId | None = Field(default=None, alias="deployerAppId")
     # Exactly one stack per repository creates it and its repository-wide settings (dev, deployed first);
     # every stack adds its own tier: environment, secrets, release workflow.
     owns_repositories: bool = Field(default=True, alias="ownsRepositories")
@@ -147,8 +277,13 @@ class GitHubConfig(Model):
     @field_validator("webhook_url")
     @classmethod
     def _https_webhook(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("https://"):
-            raise ValueError(f"{value!r} must be an https:// URL")
+        return value if value is None else check_url(value, https_only=True, reachable_from_internet=True)
+
+    @field_validator("prod_reviewers")
+    @classmethod
+    def _distinct_reviewers(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("a reviewer is listed twice")
         return value
 
     @model_validator(mode="after")
@@ -162,9 +297,26 @@ class GitHubConfig(Model):
 
 
 def _check_github_name(value: str) -> str:
-    if not GITHUB_NAME.match(value):
+    if not GITHUB_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid GitHub name")
+    if value.lower().endswith(".git"):
+        raise ValueError(f"{value!r}: GitHub drops a .git suffix, so it would name another repository")
     return value
+
+
+# Registries that the world pulls from: the managed (in-cluster) registry must never claim their names,
+# or images pushed "to it" would be pushed, with its credentials, to them.
+PUBLIC_REGISTRIES = (
+    "docker.io", "registry-1.docker.io", "index.docker.io", "registry.hub.docker.com", "ghcr.io",
+    "quay.io", "gcr.io", "mcr.microsoft.com", "public.ecr.aws", "registry.k8s.io", "k8s.gcr.io",
+    "nvcr.io", "registry.gitlab.com", "docker.pkg.github.com", "cgr.dev", "registry.redhat.io",
+)
+PUBLIC_REGISTRY_SUFFIXES = (".gcr.io", ".pkg.dev", ".amazonaws.com", ".azurecr.io", ".docker.io")
+
+
+def is_public_registry(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if ":" in host else host
+    return name in PUBLIC_REGISTRIES or name.endswith(PUBLIC_REGISTRY_SUFFIXES)
 
 
 class RegistryConfig(Model):
@@ -182,22 +334,41 @@ class RegistryConfig(Model):
     @field_validator("host")
     @classmethod
     def _hostname(cls, value: str | None) -> str | None:
-        if value is not None and not HOSTNAME.match(value):
+        if value is not None and not HOSTNAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a host name (lower case, optional :port, no scheme)")
+        return value
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if value is not None and not USERNAME.fullmatch(value):
+            raise ValueError(
+                "is not a registry username: 1 to 128 of letters, digits and ._@$+- starting with a "
+                "letter or digit (no ':', space or control character)"
+            )
         return value
 
     @model_validator(mode="after")
     def _external_needs_host(self) -> RegistryConfig:
         if self.mode == "external" and not self.host:
             raise ValueError("host is required when mode is external")
+        if self.mode == "managed" and self.host and is_public_registry(self.host):
+            raise ValueError(
+                f"host {self.host!r} is a public registry's name; the managed registry runs in the "
+                "cluster: leave host out (or give it a name of your own)"
+            )
         return self
+
+
+DNS_SUBDOMAIN_NAME = re.compile(DNS_SUBDOMAIN.removeprefix("^").removesuffix("$"))
+RBAC_SUBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}")
 
 
 class Deployer(Model):
     """The identity `pulumi up` runs as; RBAC that the platform grants in its namespace is bound to it."""
 
     kind: Literal["ServiceAccount", "User", "Group"] = "ServiceAccount"
-    name: str = Field(default="roadbike-deployer", min_length=1)
+    name: str = Field(default="roadbike-deployer", min_length=1, max_length=253)
     namespace: str | None = None
 
     _namespace = field_validator("namespace")(lambda v: v if v is None else check_dns_label(v))
@@ -206,6 +377,15 @@ class Deployer(Model):
     def _namespace_only_for_service_accounts(self) -> Deployer:
         if self.kind != "ServiceAccount" and self.namespace is not None:
             raise ValueError(f"a {self.kind} has no namespace; remove namespace")
+        if self.kind == "ServiceAccount" and not DNS_SUBDOMAIN_NAME.fullmatch(self.name):
+            raise ValueError(f"{self.name!r} is not a ServiceAccount name (a DNS-1123 subdomain)")
+        if self.kind != "ServiceAccount" and not RBAC_SUBJECT_NAME.fullmatch(self.name):
+            raise ValueError(f"{self.name!r} is not a {self.kind} name (letters, digits and -_.:@)")
+        if self.kind != "ServiceAccount" and self.name.startswith("system:"):
+            raise ValueError(
+                f"{self.kind} {self.name!r} is one of Kubernetes' system identities (system:*): binding "
+                "the chaos RBAC to it grants it to every member; name the deployer's own identity"
+            )
         return self
 
 
@@ -216,7 +396,51 @@ class KubernetesConfig(Model):
     )
     deployer: Deployer = Field(default_factory=Deployer)
 
-    _namespace = field_validator("namespace")(lambda v: check_dns_label(v))
+    _namespace = field_validator("namespace")(lambda v: _check_platform_namespace(v))
+
+
+# Namespaces the platform never takes: Kubernetes' own and the operators' it relies on.
+SYSTEM_NAMESPACES = frozenset(
+    {"default", "cert-manager", "chaos-mesh", "cosign-system", "monitoring", "argo-rollouts", "argocd"}
+)
+SYSTEM_NAMESPACE_PREFIXES = ("kube-", "openshift")
+
+
+def _check_platform_namespace(value: str) -> str:
+    check_dns_label(value)
+    if value in SYSTEM_NAMESPACES or value.startswith(SYSTEM_NAMESPACE_PREFIXES):
+        raise ValueError(
+            f"{value!r} is a system namespace (Kubernetes' own or an operator's); the platform needs a "
+            "namespace of its own, e.g. delivery-dev"
+        )
+    return value
+
+
+# How a namespace names an environment: one of these as a '-'-separated part of the name.
+ENVIRONMENT_WORDS = {
+    "dev": frozenset({"dev", "development"}),
+    "staging": frozenset({"staging", "stage", "stg"}),
+    "prod": frozenset({"prod", "production", "prd", "live"}),
+}
+
+
+def namespace_environment_problem(environment: str, namespace: str) -> str | None:
+    """The rule: a namespace names no other environment than the stack's own, and a staging or prod
+    stack's namespace names its environment (`delivery-prod`); a dev stack's may name none."""
+    words = set(namespace.split("-"))
+    named = sorted(env for env, synonyms in ENVIRONMENT_WORDS.items() if words & synonyms)
+    others = [env for env in named if env != environment]
+    if others:
+        return (
+            f"namespace {namespace!r} names the {others[0]} environment but roadbike:environment is "
+            f"{environment}: a stack plans with its own environment's rules only in its own namespace"
+        )
+    if environment != "dev" and environment not in named:
+        return (
+            f"namespace {namespace!r} does not name the {environment} environment: a {environment} stack's "
+            f"namespace has '{environment}' as a part of its name, e.g. delivery-{environment}"
+        )
+    return None
 
 
 class SigningConfig(Model):
@@ -224,9 +448,9 @@ class SigningConfig(Model):
 
 
 LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 )
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 
 
 class PrometheusConfig(Model):
@@ -235,16 +459,95 @@ class PrometheusConfig(Model):
     rule_selector_labels: dict[str, str] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"}, alias="ruleSelectorLabels"
     )
-    url: str | None = Field(default=None, pattern=HTTP_URL)
-    runbook_base_url: str | None = Field(default=None, alias="runbookBaseUrl", pattern=HTTP_URL)
+    url: str | None = None
+    runbook_base_url: str | None = Field(default=None, alias="runbookBaseUrl")
+
+    _urls = field_validator("url", "runbook_base_url")(lambda v: v if v is None else check_url(v))
 
     @field_validator("rule_selector_labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
         for key, label in value.items():
-            if not LABEL_KEY.match(key) or not LABEL_VALUE.match(label):
+            if not isinstance(label, str) or not LABEL_KEY.fullmatch(key) or not LABEL_VALUE.fullmatch(label):
                 raise ValueError(f"{key}: {label!r} is not a Kubernetes label")
         return value
+
+
+# The labels roadbike sets on every SLI selector to scope it to its service and stack: a selector that set
+# them itself could read another service's or another namespace's traffic.
+SCOPE_LABELS = ("job", "namespace")
+MAX_SELECTOR_LENGTH = 1024
+MAX_REGEX_LENGTH = 256
+MAX_REPETITION = 100
+
+
+def check_selector_matchers(selector: str) -> None:
+    from components.slo.selectors import parse_selector
+
+    if len(selector) > MAX_SELECTOR_LENGTH:
+        raise ValueError(f"a selector is at most {MAX_SELECTOR_LENGTH} characters")
+    for matcher in parse_selector(selector).matchers:
+        if matcher.name in SCOPE_LABELS:
+            raise ValueError(
+                f"{selector!r} sets {matcher.name}, one of the labels roadbike scopes every SLI selector "
+                f"with ({', '.join(SCOPE_LABELS)}: this service, this stack's namespace): remove it"
+            )
+        if matcher.op in ("=~", "!~"):
+            problem = regex_problem(matcher.value)
+            if problem:
+                raise ValueError(f"{selector!r}: the regex of {matcher.name} {problem}")
+
+
+_REPETITION = re.compile(r"\{([0-9]*)(?:,([0-9]*))?\}")
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why a label regex is refused: too long, a repetition over MAX_REPETITION, a quantified group that
+    holds a quantifier (nested quantifiers: exponential in a backtracking engine), or not valid RE2."""
+    if len(pattern) > MAX_REGEX_LENGTH:
+        return f"is longer than {MAX_REGEX_LENGTH} characters"
+    for low, high in _REPETITION.findall(pattern):
+        for count in (low, high):
+            if count and (len(count) > 3 or int(count) > MAX_REPETITION):
+                return f"repeats more than {MAX_REPETITION} times ({{{low}{',' + high if high else ''}}})"
+    # A scan for groups: does a quantified group contain a quantifier?
+    stack: list[bool] = []
+    quantified_inside = False
+    index = 0
+    in_class = False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[index + 1 : index + 2] == "]":
+                index += 1
+        elif char == "(":
+            stack.append(False)
+            if pattern[index + 1 : index + 2] == "?":  # (?: (?i) (?P<name>: not a quantifier
+                index += 2
+                continue
+        elif char == ")":
+            if not stack:
+                return "has an unbalanced ')'"
+            quantified_inside = stack.pop()
+            following = pattern[index + 1 : index + 2]
+            if quantified_inside and following and following in "*+{":
+                return "nests quantifiers (a repeated group that repeats inside, like (a+)+)"
+            if stack:
+                stack[-1] = stack[-1] or quantified_inside
+        elif char in "*+?{" and stack:
+            stack[-1] = True
+        index += 1
+    if stack:
+        return "has an unclosed '('"
+    if in_class:
+        return "has an unclosed '['"
+    return None
 
 
 class Sli(Model):
@@ -252,17 +555,18 @@ class Sli(Model):
     errors: str | None = None
     total: str | None = None
     histogram: str | None = None
-    threshold_seconds: float | None = Field(default=None, alias="thresholdSeconds", gt=0)
+    threshold_seconds: float | None = Field(default=None, alias="thresholdSeconds", gt=0, le=3600)
 
     @field_validator("errors", "total", "histogram")
     @classmethod
     def _selector(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        if not PROMQL_SELECTOR.match(value.strip()):
+        if not PROMQL_SELECTOR.fullmatch(value.strip()):
             raise ValueError(f'{value!r} is not a PromQL selector like http_requests_total{{code=~"5.."}}')
         if info.field_name == "histogram" and value.split("{")[0].endswith(("_bucket", "_count", "_sum")):
             raise ValueError(f"{value!r}: name the histogram itself (without _bucket, _count or _sum)")
+        check_selector_matchers(value.strip())
         return value.strip()
 
     @model_validator(mode="after")
@@ -296,7 +600,7 @@ class ChaosExperiment(Model):
     correlation: int | None = Field(default=None, ge=0, le=100)
     load: int | None = Field(default=None, ge=0, le=100)
     workers: int | None = Field(default=None, ge=1, le=64)
-    grace_period: int | None = Field(default=None, alias="gracePeriod", ge=0)
+    grace_period: int | None = Field(default=None, alias="gracePeriod", ge=0, le=MAX_GRACE_PERIOD_SECONDS)
 
     _name = field_validator("name")(lambda v: check_dns_label(v))
     _schedule = field_validator("schedule")(lambda v: check_chaos_schedule(v))
@@ -304,11 +608,17 @@ class ChaosExperiment(Model):
     _durations = field_validator("duration", "latency", "jitter")(
         lambda v: v if v is None else check_go_duration(v)
     )
+    _duration_bounds = field_validator("duration")(
+        lambda v: check_duration_between(v, MIN_CHAOS_SECONDS, MAX_CHAOS_SECONDS, "duration")
+    )
+    _netem_bounds = field_validator("latency", "jitter")(
+        lambda v: v if v is None else check_duration_between(v, 0.0, MAX_NETEM_SECONDS, "the delay")
+    )
 
     @field_validator("latency", "jitter")
     @classmethod
     def _netem_time(cls, value: str | None) -> str | None:
-        if value is not None and not NETEM_TIME.match(value):
+        if value is not None and not NETEM_TIME.fullmatch(value):
             raise ValueError(f"{value!r} must be one number and one unit (ns, us, ms, s, m, h), e.g. 100ms")
         return value
 
@@ -332,10 +642,14 @@ class SliProbe(Model):
     ratio SLI's objective, error ratio 1 - success ratio.
     """
 
-    url: str = Field(pattern=HTTP_URL)
+    url: str
     requests: int = Field(default=50, ge=1, le=10_000)
     concurrency: int = Field(default=5, ge=1, le=100)
-    latency_threshold_seconds: float | None = Field(default=None, alias="latencyThresholdSeconds", gt=0)
+    latency_threshold_seconds: float | None = Field(
+        default=None, alias="latencyThresholdSeconds", gt=0, le=60
+    )
+
+    _url = field_validator("url")(lambda v: check_url(v))
     success_ratio: float | None = Field(default=None, alias="successRatio", gt=0, le=1)
     error_ratio: float | None = Field(default=None, alias="errorRatio", ge=0, lt=1)
 
@@ -346,7 +660,9 @@ class ChaosOptIn(Model):
     approval: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/#-]{0,62}$")
     max_duration: str = Field(alias="maxDuration")
 
-    _max_duration = field_validator("max_duration")(lambda v: check_go_duration(v))
+    _max_duration = field_validator("max_duration")(
+        lambda v: check_duration_between(v, MIN_CHAOS_SECONDS, MAX_CHAOS_SECONDS, "maxDuration")
+    )
 
 
 class Service(Model):
@@ -374,7 +690,7 @@ class Service(Model):
     @field_validator("metrics_port")
     @classmethod
     def _port_name(cls, value: str) -> str:
-        if not PORT_NAME.match(value):
+        if not PORT_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a Service port name (IANA_SVC_NAME, e.g. http or metrics)")
         return value
 
@@ -384,7 +700,7 @@ class Service(Model):
     @field_validator("go_version")
     @classmethod
     def _go_version(cls, value: str) -> str:
-        if not GO_VERSION.match(value):
+        if not GO_VERSION.fullmatch(value):
             raise ValueError(f"{value!r} is not a Go version like 1.23 or 1.23.4")
         return value
 
@@ -439,8 +755,30 @@ class StackConfig(Model):
     @model_validator(mode="after")
     def _unique_services(self) -> StackConfig:
         _refuse_duplicates([s.name for s in self.services], "services")
-        _refuse_duplicates([s.repository for s in self.services], "services", key="repository")
+        # GitHub compares repository names regardless of case: Orders-API and orders-api are one repository
+        _refuse_duplicates([s.repository.lower() for s in self.services], "services", key="repository")
         return self
+
+    @model_validator(mode="after")
+    def _scope(self) -> StackConfig:
+        problem = namespace_environment_problem(self.environment, self.kubernetes.namespace)
+        if problem:
+            raise ScopeError(("kubernetes", "namespace"), problem)
+        deployer = self.kubernetes.deployer
+        if deployer.kind == "ServiceAccount" and deployer.namespace not in (None, self.kubernetes.namespace):
+            raise ScopeError(
+                ("kubernetes", "deployer", "namespace"),
+                f"the deployer ServiceAccount is in {deployer.namespace!r}, outside the stack's namespace "
+                f"{self.kubernetes.namespace!r}: the chaos RBAC binds only ServiceAccounts of the stack's "
+                "own namespace",
+            )
+        return self
+
+
+class ScopeError(ValueError):
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class DuplicateNameError(ValueError):
@@ -514,7 +852,22 @@ def parse_stack_config(
 
     `secret_paths`: the key paths (without the namespace) whose values were given as secrets.
     """
+    secret_paths = list(secret_paths)
     problems: list[str] = secret_path_problems(secret_paths, source)
+    for path, codes in _control_character_paths(raw):
+        shown = "" if _is_secret_path(path) else f" ({', '.join(codes[:3])})"
+        problems.append(
+            f"{source}: {key_path(path)}: contains a control or invisible character{shown}; "
+            "names, labels, hosts and URLs are one line of visible text"
+        )
+    registry = raw.get("registry")
+    if isinstance(registry, Mapping) and registry.get("password") is not None:
+        if not any(p in (("registry",), ("registry", "password")) for p in secret_paths):
+            problems.append(
+                f"{source}: {key_path(('registry', 'password'))}: must be a secret, not plain text in the "
+                "stack file: pulumi config set --secret --path 'roadbike:registry.password' (rotate the "
+                "password, it was committed in clear)"
+            )
     known = set()
     for name, field in StackConfig.model_fields.items():
         known.add(field.alias or name)
@@ -529,6 +882,36 @@ def parse_stack_config(
         raise ConfigError([_problem_line(source, err) for err in exc.errors()]) from None
 
 
+def _control_character_paths(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], list[str]]]:
+    if isinstance(value, str):
+        codes = control_characters(value)
+        if codes:
+            yield path, codes
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            key_codes = control_characters(str(key))
+            if key_codes:
+                yield (*path, repr(str(key))[1:-1]), key_codes
+            else:
+                yield from _control_character_paths(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _control_character_paths(item, (*path, index))
+
+
+def _is_secret_path(loc: Iterable[Any]) -> bool:
+    """A location at, inside or above a key that takes a secret: nothing found there is ever printed."""
+    names = tuple(p for p in loc if isinstance(p, str))
+    for secret in SECRET_KEY_PATHS:
+        if names[: len(secret)] == secret or secret[: len(names)] == names:
+            return True
+        if names[-len(secret) :] == secret or any(n in secret[-1:] for n in names):
+            return True
+    return False
+
+
 def _problem_line(source: str, err: Any) -> str:
     loc = _alias_loc(tuple(err["loc"]))
     ctx_error = (err.get("ctx") or {}).get("error")
@@ -536,13 +919,15 @@ def _problem_line(source: str, err: Any) -> str:
         loc = (*loc, "probe", ctx_error.key)
     if isinstance(ctx_error, DuplicateNameError):
         loc = (*loc, ctx_error.field, ctx_error.index, ctx_error.key)
+    if isinstance(ctx_error, ScopeError):
+        loc = (*loc, *ctx_error.loc)
     message = _message(err)
     return f"{source}: {key_path(loc)}: {message}"
 
 
 def _message(err: Any) -> str:
     kind = err["type"]
-    secret = any(tuple(p for p in err["loc"] if isinstance(p, str))[-len(k) :] == k for k in SECRET_KEY_PATHS)
+    secret = _is_secret_path(err["loc"]) or _holds_secret_key(err.get("input"))
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
@@ -552,10 +937,30 @@ def _message(err: Any) -> str:
     if secret:
         pass  # never echo what was given for a secret key
     elif kind.endswith("_type") or kind.endswith("_parsing"):
-        message += f" (got {type(err.get('input')).__name__} {err.get('input')!r})"
+        message += f" (got {type(err.get('input')).__name__}{_shown_input(err.get('input'))})"
     elif kind in {"greater_than", "less_than", "greater_than_equal", "less_than_equal", "literal_error"}:
-        message += f" (got {err.get('input')!r})"
+        message += f" (got{_shown_input(err.get('input'))})"
     return message
+
+
+def _holds_secret_key(value: Any, depth: int = 0) -> bool:
+    """A mapping (at any depth) with a key that takes a secret: its content is never echoed."""
+    if depth > 40:
+        return True
+    secret_names = {path[-1] for path in SECRET_KEY_PATHS}
+    if isinstance(value, Mapping):
+        return any(k in secret_names or _holds_secret_key(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_secret_key(v, depth + 1) for v in value)
+    return False
+
+
+def _shown_input(value: Any) -> str:
+    """A scalar as given, cut to a line; a mapping or list by its type only (it may hold anything)."""
+    if isinstance(value, (Mapping, list)):
+        return ""
+    text = repr(value)
+    return " " + (text if len(text) <= 80 else text[:77] + "...")
 
 
 def decode_config_value(value: Any) -> Any:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import jsonschema
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from roadbike import interrupt
 from roadbike.program import ProgramRun, RecordedResource
 
 ENFORCEMENT_NAMES = {
@@ -174,18 +176,42 @@ class PolicyPackProcess:
         self.channel: grpc.Channel | None = None
         self.stub: Any = None
         self._stderr: list[str] = []
+        self._interrupt_key: int | None = None
 
     def start(self) -> None:
         command = [self.python, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(self.pack_dir)]
-        self.process = subprocess.Popen(
-            command,
-            cwd=self.pack_dir,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # Ctrl-C reaches us, and we stop the pack ourselves
-        )
+        # Started and registered for the interrupt handler in one step: a Ctrl-C in between would
+        # leave a pack that nobody stops (it runs in its own session).
+        with interrupt.critical():
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.pack_dir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop the pack ourselves
+            )
+            self._interrupt_key = interrupt.on_interrupt(self.kill)
+
+    def kill(self) -> None:
+        """SIGKILL the pack's process group at once (the interrupt handler's stop: no waiting)."""
+        if self.process is not None and self.process.poll() is None:
+            with suppress(OSError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def exit_description(self) -> str | None:
+        """How the process ended (`killed by SIGKILL`, `exited with 1`), None while it runs."""
+        code = self.process.poll() if self.process is not None else None
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"killed by {name}"
+        return f"exited with {code}"
 
     def connect(self) -> None:
         assert self.process is not None and self.process.stdout is not None
@@ -224,18 +250,36 @@ class PolicyPackProcess:
         return "\n".join("".join(self._stderr).strip().splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.channel is not None:
-            self.channel.close()
-        if self.process is None or self.process.poll() is not None:
-            return
-        # The pack's server loop ends on KeyboardInterrupt: SIGINT first, then SIGKILL.
-        try:
-            os.killpg(self.process.pid, signal.SIGINT)
-            self.process.wait(timeout=5)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        stop_all([self])
+
+
+def stop_all(packs: Sequence[PolicyPackProcess], grace: float = 3.0) -> None:
+    """Stop every pack: SIGINT to all (the pack's server loop ends on KeyboardInterrupt), a shared
+    `grace` to end, then SIGKILL to those left. One pack whose stop fails never keeps the others running."""
+    for pack in packs:
+        with suppress(Exception):
+            if pack.channel is not None:
+                pack.channel.close()
+    running = [p for p in packs if p.process is not None and p.process.poll() is None]
+    for pack in running:
+        assert pack.process is not None
+        with suppress(OSError):
+            os.killpg(pack.process.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(p.process.poll() is None for p in running if p.process):
+        time.sleep(0.02)
+    for pack in running:
+        assert pack.process is not None
+        if pack.process.poll() is None:
+            with suppress(OSError):
+                os.killpg(pack.process.pid, signal.SIGKILL)
+    for pack in running:
+        assert pack.process is not None
+        with suppress(Exception):
+            pack.process.wait(timeout=2)
+    for pack in packs:
+        if pack._interrupt_key is not None:
+            interrupt.forget(pack._interrupt_key)
 
 
 @contextmanager
@@ -249,8 +293,7 @@ def running_packs(
             pack.start()
         yield packs
     finally:
-        for pack in packs:
-            pack.stop()
+        stop_all(packs)
 
 
 @contextmanager
@@ -400,8 +443,14 @@ def _pack_error(pack: PolicyPackProcess, error: BaseException) -> BaseException:
     if not isinstance(error, grpc.RpcError):
         return error
     details = error.details() if hasattr(error, "details") else str(error)
-    tail = pack.stderr_tail()
-    return PolicyPackError(f"the policy pack failed: {details}" + (f"\n{tail}" if tail else ""))
+    if pack.process is not None:
+        with suppress(subprocess.TimeoutExpired):
+            pack.process.wait(timeout=0.5)  # a pack that died: say how
+    ended = pack.exit_description()
+    tail = pack.stderr_tail(10)
+    how = f" (the pack process {ended})" if ended else ""
+    last = f"\nthe pack's last lines:\n{tail}" if tail else ""
+    return PolicyPackError(f"the policy pack failed{how}: {details}{last}")
 
 
 def _collect(result: PolicyResult, response: Any, subject: str) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from components.config import ConfigError
-from roadbike import verify
+from roadbike import interrupt, verify
 from roadbike.analyzer import PolicyPackError
-from roadbike.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from roadbike.exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         help="preview a stack offline and run the policy pack on it",
         description="Run the Pulumi program under the mock monitor with the stack's config, run the real "
         "policy pack over the Analyzer protocol, and write the plan, the policy reports and the artifacts. "
-        "Exit 0: no mandatory violation; 1: mandatory violations; 2: invalid config or usage.",
+        "Exit 0: no mandatory violation; 1: mandatory violations; 2: invalid config or usage; "
+        "3: internal error (the policy pack died, the plan could not be written); 130: interrupted.",
     )
     plan.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.NAME.yaml")
     plan.add_argument(
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plan(args: argparse.Namespace) -> int:
     from roadbike.artifacts import ArtifactConflict
+    from roadbike.outdir import OutDirWriteError
     from roadbike.plan import PlanOptions, UsageError, find_project_dir, print_plan, run_plan
 
     try:
@@ -64,12 +66,9 @@ def _plan(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (PolicyPackError, ArtifactConflict) as error:
+    except (PolicyPackError, ArtifactConflict, OutDirWriteError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except OSError as error:  # writing the plan: a full disk, a read-only directory
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERNAL
     if args.json:
         summary = {
             "stack": args.stack,
@@ -84,22 +83,36 @@ def _plan(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _terminated(signum: int, frame: object) -> None:
-    # A CI job cancelled sends SIGTERM: unwind like Ctrl-C, so the pack processes are stopped too.
-    raise KeyboardInterrupt
+def _internal_error(error: BaseException) -> int:
+    """A crash: one line naming where it happened (the traceback with ROADBIKE_DEBUG=1), exit 3."""
+    import os
+
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    print(f"error: internal error: {type(error).__name__}{where}: {str(error)[:500]}", file=sys.stderr)
+    if os.environ.get("ROADBIKE_DEBUG"):
+        traceback.print_exception(error, file=sys.stderr)
+    else:
+        print("error: this is a bug in roadbike; ROADBIKE_DEBUG=1 prints the traceback", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminated)
+    # The first Ctrl-C or SIGTERM (a cancelled CI job) stops the pack processes, removes the half-written
+    # plan and exits 130 at once (roadbike.interrupt).
+    what = "the policy pack was stopped, no plan was written" if args.command == "plan" else "nothing more sent"
+    interrupt.install(f"interrupted; {what}")
     try:
         if args.command == "plan":
             return _plan(args)
         if args.command == "verify":
             return verify.run_command(args)
     except KeyboardInterrupt:
-        print("error: interrupted; the policy pack was stopped", file=sys.stderr)
+        print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:
+        return _internal_error(error)
     return EXIT_USAGE
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 import sys
 import time
 from collections import Counter
@@ -13,7 +13,8 @@ from typing import Any, TextIO
 from components.config import PROJECT
 from roadbike import console
 from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, pack_processes, running_packs
-from roadbike.artifacts import all_artifacts, write_tree
+from roadbike.artifacts import ArtifactConflict, all_artifacts
+from roadbike.outdir import OutDirError, PlanDirectory
 from roadbike.program import ProgramRun, run_program
 from roadbike.redact import redact_run
 from roadbike.report import (
@@ -21,12 +22,13 @@ from roadbike.report import (
     plan_document,
     report_document,
     sarif_document,
+    dump_json,
     summary_markdown,
-    write_json,
 )
 from roadbike.stackfile import load_stack, stack_file_path
 
-PLAN_MARKER = "plan.json"
+# A Pulumi stack name, and a file name part: no '/', no '..', no leading '.' or '-'.
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 class UsageError(Exception):
@@ -65,23 +67,13 @@ def find_project_dir(start: Path) -> Path:
     raise UsageError(f"no Pulumi.yaml in {start} or any parent directory: run roadbike from the project")
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    try:
-        _replace_out_dir(out_dir)
-    except OSError as exc:
-        raise UsageError(f"--out {out_dir}: {exc.strerror or exc}") from None
-
-
-def _replace_out_dir(out_dir: Path) -> None:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise UsageError(f"--out {out_dir}: exists and is not a directory")
-        if any(out_dir.iterdir()) and not (out_dir / PLAN_MARKER).is_file():
-            raise UsageError(
-                f"--out {out_dir}: not empty and not a roadbike plan directory; refusing to overwrite"
-            )
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+def check_stack_name(stack: str) -> str:
+    if not STACK_NAME.fullmatch(stack) or ".." in stack:
+        raise UsageError(
+            f"--stack {stack!r}: not a stack name (letters, digits, '_', '.', '-', at most 100 characters, "
+            "starting with a letter or digit, no '/' or '..')"
+        )
+    return stack
 
 
 def _progress(message: str, err: TextIO) -> None:
@@ -90,6 +82,7 @@ def _progress(message: str, err: TextIO) -> None:
 
 def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     started = time.perf_counter()
+    check_stack_name(options.stack)
     project_dir = options.project_dir
     stack_path = options.config_file or stack_file_path(project_dir, options.stack)
     try:
@@ -102,7 +95,26 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out_dir = options.out_dir or project_dir / "out" / options.stack
-    _prepare_out_dir(out_dir)
+    try:
+        with PlanDirectory(out_dir) as directory:
+            return _plan_into(options, directory, stack_file, config, policy_config, stack_path, display, started, err)
+    except OutDirError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _plan_into(
+    options: PlanOptions,
+    directory: PlanDirectory,
+    stack_file: Any,
+    config: Any,
+    policy_config: dict[str, Any],
+    stack_path: Path,
+    display: str,
+    started: float,
+    err: TextIO,
+) -> PlanResult:
+    project_dir = options.project_dir
+    out_dir = directory.out_dir
     pack_dir = (options.policy_pack_dir or project_dir / "policies").resolve()
 
     with running_packs(pack_dir, PROJECT, options.stack, pack_processes()) as packs:
@@ -131,15 +143,20 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
 
     run, policy = redact_run(run, policy)  # from here on, nothing holds a secret in clear
     report = report_document(policy, run)
-    write_json(out_dir / "plan.json", plan_document(run))
-    write_json(out_dir / "policy" / "report.json", report)
-    stack_text = stack_path.read_text(encoding="utf-8")
-    write_json(out_dir / "policy" / "report.sarif", sarif_document(policy, run, display, stack_text))
+    stack_text = stack_file.text
     counts = Counter(r.type for r in run.resources)
-    (out_dir / "policy" / "summary.md").write_text(
-        summary_markdown(policy, run, dict(counts)), encoding="utf-8"
-    )
-    write_tree(out_dir, all_artifacts(run, config))
+    files = {
+        "plan.json": dump_json(plan_document(run)),
+        "policy/report.json": dump_json(report),
+        "policy/report.sarif": dump_json(sarif_document(policy, run, display, stack_text)),
+        "policy/summary.md": summary_markdown(policy, run, dict(counts)),
+    }
+    for path, text in all_artifacts(run, config).items():
+        if path in files:
+            raise ArtifactConflict(path, "the plan's own files", f"the {path} artifact")
+        files[path] = text
+    directory.write(files)  # beside the previous plan; swapped in only once complete
+    directory.commit()
     return PlanResult(
         run=run,
         policy=policy,

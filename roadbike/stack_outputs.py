@@ -170,7 +170,7 @@ class _Reader:
         if not isinstance(value, str) or not value:
             self.problem(path, f"must be a non-empty string (got {json.dumps(value)})")
             return None
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             self.problem(path, f"{value!r} is not {what}")
             return None
         return value

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,127 @@ from components.config import PROJECT, ConfigError, StackConfig, parse_stack_con
 # that is still marked secret, which is all the program and the policies may rely on.
 SECRET_STAND_IN = "roadbike-plan-secret"
 
+# Bounds on what is parsed at all: a stack file is a page of config, not a data set.
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+class _StackFileProblem(Exception):
+    def __init__(self, message: str, mark: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with no aliases (so no alias bomb), no duplicate keys, bounded nesting and
+    node count, and only JSON types: timestamps stay the text they were written as, binary and sets are
+    refused."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _StackFileProblem(
+                f"YAML aliases (*{event.anchor}) are not accepted: write the value out", event.start_mark
+            )
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _StackFileProblem(f"more than {MAX_NODES} YAML nodes", self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _StackFileProblem(
+                    f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise _StackFileProblem("YAML merge keys (<<) are not accepted", key_node.start_mark)
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)) and key is not None:
+                    raise _StackFileProblem("a mapping key must be a scalar", key_node.start_mark)
+                if key in seen:
+                    raise _StackFileProblem(f"duplicate key {str(key)[:80]!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _as_text(loader: BoundedLoader, node: Any) -> str:
+    return str(loader.construct_scalar(node))
+
+
+def _refused(what: str) -> Any:
+    def construct(loader: BoundedLoader, node: Any) -> Any:
+        raise _StackFileProblem(f"{what} values are not accepted in a stack file", node.start_mark)
+
+    return construct
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _as_text)
+BoundedLoader.add_constructor("tag:yaml.org,2002:binary", _refused("!!binary"))
+BoundedLoader.add_constructor("tag:yaml.org,2002:set", _refused("!!set"))
+BoundedLoader.add_constructor("tag:yaml.org,2002:omap", _refused("!!omap"))
+BoundedLoader.add_constructor("tag:yaml.org,2002:pairs", _refused("!!pairs"))
+
+
+def _json_safe(value: Any) -> Any:
+    """Keys as text, non-finite floats as the text YAML wrote (Pulumi hands every value on as JSON)."""
+    if isinstance(value, dict):
+        return {(k if isinstance(k, str) else _key_text(k)): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _key_text(key: Any) -> str:
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def parse_yaml_text(text: str, shown: str) -> Any:
+    """The document, or ConfigError with the line and column of the first problem."""
+    try:
+        loader = BoundedLoader(text)
+        try:
+            return _json_safe(loader.get_single_data())
+        finally:
+            loader.dispose()
+    except _StackFileProblem as problem:
+        where = f" (line {problem.mark.line + 1}, column {problem.mark.column + 1})" if problem.mark else ""
+        raise ConfigError([f"{shown}: {problem.message}{where}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{shown}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"]) from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. an integer of 5000 digits
+        raise ConfigError([f"{shown}: a value cannot be read: {str(exc)[:200]}"]) from None
+
 
 @dataclass
 class StackFile:
     path: Path
     display: str
     raw: dict[str, Any]
+    text: str = ""
     secret_keys: list[str] = field(default_factory=list)
     other_config: dict[str, Any] = field(default_factory=dict)
     secret_paths: list[tuple[str | int, ...]] = field(default_factory=list)  # `roadbike:` keys only
@@ -50,17 +167,21 @@ def stack_file_path(project_dir: Path, stack: str) -> Path:
 def read_stack_file(path: Path, display: str | None = None) -> StackFile:
     shown = display or str(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError([f"{shown}: stack config file not found"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{shown}: not UTF-8 text"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{shown}: is a directory, not a stack config file"]) from None
     except OSError as exc:
         raise ConfigError([f"{shown}: cannot be read: {exc.strerror or exc}"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{shown}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError([f"{shown}: larger than {MAX_FILE_BYTES // 1024} KiB; a stack file is not that big"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"{shown}: not UTF-8 text"]) from None
+    document = parse_yaml_text(text, shown)
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -86,6 +207,7 @@ def read_stack_file(path: Path, display: str | None = None) -> StackFile:
         path=path,
         display=shown,
         raw=raw,
+        text=text,
         secret_keys=sorted(secret_keys),
         other_config=other,
         secret_paths=secret_paths,

@@ -739,7 +739,7 @@ def options_from_args(args: argparse.Namespace) -> VerifyOptions:
             problems.append(f"{flag}: must be at most {most} (got {value})")
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
         problems.append(f"--ca-bundle {args.ca_bundle}: not a file")
-    if args.prometheus_url is not None and not HTTP_URL.match(args.prometheus_url):
+    if args.prometheus_url is not None and not HTTP_URL.fullmatch(args.prometheus_url):
         problems.append(f"--prometheus-url: {args.prometheus_url!r} is not an http(s) URL")
     if problems:
         raise InputError(problems)

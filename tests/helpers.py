@@ -66,19 +66,29 @@ def stack_raw(stack: str = "dev") -> dict[str, Any]:
     return copy.deepcopy(read_stack_file(REPO / "stacks" / f"Pulumi.{stack}.yaml").raw)
 
 
+def _has_password(raw: dict[str, Any]) -> bool:
+    registry = raw.get("registry")
+    return isinstance(registry, dict) and registry.get("password") is not None
+
+
 def parse(raw: dict[str, Any]) -> StackConfig:
-    return parse_stack_config(raw, "stacks/Pulumi.test.yaml")
+    """Parse as the stack loader would: a registry password is given as a secret (`secure:`)."""
+    secret_paths = [("registry", "password")] if _has_password(raw) else []
+    return parse_stack_config(raw, "stacks/Pulumi.test.yaml", secret_paths)
 
 
 def run_raw(raw: dict[str, Any], stack: str = "test", secret_keys: list[str] | None = None) -> ProgramRun:
-    """Run the real program under the mock monitor with this config."""
-    stack_file = StackFile(
-        path=Path("test.yaml"), display="test.yaml", raw=raw, secret_keys=secret_keys or []
-    )
+    """Run the real program under the mock monitor with this config (a registry password as a secret)."""
+    if secret_keys is None:
+        secret_keys = [f"{PROJECT}:registry"] if _has_password(raw) else []
+    stack_file = StackFile(path=Path("test.yaml"), display="test.yaml", raw=raw, secret_keys=secret_keys)
     return run_program(REPO, PROJECT, stack, stack_file.pulumi_config(), stack_file.secret_keys)
 
 
 def write_stack(path: Path, raw: dict[str, Any]) -> Path:
+    """A stack file of this config; a plain registry password is written as a `secure:` value."""
+    if _has_password(raw) and not isinstance(raw["registry"]["password"], dict):
+        raw = {**raw, "registry": {**raw["registry"], "password": {"secure": "v1:test-secret"}}}
     path.write_text(
         yaml.safe_dump({"config": {f"{PROJECT}:{k}": v for k, v in raw.items()}}, sort_keys=False)
     )
