@@ -611,16 +611,13 @@ class ChaosExperiment(Model):
     _duration_bounds = field_validator("duration")(
         lambda v: check_duration_between(v, MIN_CHAOS_SECONDS, MAX_CHAOS_SECONDS, "duration")
     )
-    _netem_bounds = field_validator("latency", "jitter")(
-        lambda v: v if v is None else check_duration_between(v, 0.0, MAX_NETEM_SECONDS, "the delay")
-    )
 
     @field_validator("latency", "jitter")
     @classmethod
     def _netem_time(cls, value: str | None) -> str | None:
         if value is not None and not NETEM_TIME.fullmatch(value):
             raise ValueError(f"{value!r} must be one number and one unit (ns, us, ms, s, m, h), e.g. 100ms")
-        return value
+        return value if value is None else check_duration_between(value, 0.0, MAX_NETEM_SECONDS, "the delay")
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> ChaosExperiment:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from policies import chaos, github, images, kubernetes, registry, signing, slo
+from policies import chaos, github, images, kubernetes, registry, secrets, signing, slo
 
 PACK_NAME = "roadbike"
 
@@ -16,4 +16,5 @@ POLICIES: list[Policy] = [
     *registry.POLICIES,
     *signing.POLICIES,
     *slo.POLICIES,
+    *secrets.POLICIES,
 ]

@@ -355,7 +355,7 @@ class AnalysisSession:
         stack_answer = None
         if not self._errors:
             stack_request = analyzer_pb2.AnalyzeStackRequest(
-                resources=[_stack_resource(r) for r in run.resources]
+                resources=[_stack_resource(r) for r in run.resources] + [_root_stack_resource(run)]
             )
             try:
                 stack_answer = self.packs[stack_pack].stub.AnalyzeStack(stack_request)
@@ -489,6 +489,32 @@ def _analyze_request(resource: RecordedResource) -> Any:
         urn=resource.urn,
         name=resource.name,
         options=_resource_options(resource),
+    )
+
+
+def _without_secrets(value: Any) -> Any:
+    """Engine-form values with every secret dropped to a marker: a secret output is not in clear."""
+    from roadbike.program import is_secret
+
+    if is_secret(value):
+        return "[secret]"
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
+def _root_stack_resource(run: ProgramRun) -> Any:
+    """The stack itself, its outputs as its properties (as the engine has them after the update), so the
+    stack policies read the outputs too; its secret outputs are left out."""
+    from roadbike.program import STACK_TYPE
+
+    return analyzer_pb2.AnalyzerResource(
+        type=STACK_TYPE,
+        properties=_struct(_without_secrets(run.outputs)),
+        urn=run.stack_urn,
+        name=run.stack_urn.rsplit("::", 1)[-1],
     )
 
 

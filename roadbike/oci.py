@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -32,6 +32,48 @@ CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 class RegistryError(Exception):
     """The registry answered, but not with what the distribution spec promises (bad JSON, wrong digest)."""
+
+
+MAX_MANIFEST_BYTES = 4 << 20  # the distribution spec's limit a registry may enforce on manifests
+
+
+def token_endpoint_problem(base_url: str, realm: str) -> str | None:
+    """Why the registry's credentials must not go to a Bearer challenge's token endpoint, or None: only
+    an https endpoint on the registry's own host gets them (or the registry's own origin, which has them
+    already)."""
+    registry, endpoint = urlsplit(base_url), urlsplit(realm)
+    registry_host = (registry.hostname or "").lower()
+    realm_host = (endpoint.hostname or "").lower()
+    same_origin = (endpoint.scheme, realm_host, _port(endpoint)) == (
+        registry.scheme,
+        registry_host,
+        _port(registry),
+    )
+    if endpoint.scheme != "https" and not same_origin:
+        return (
+            f"the registry's Bearer challenge names the token endpoint {_shown(realm)}, which is not https: "
+            "no credentials were sent to it"
+        )
+    if realm_host != registry_host or endpoint.username is not None:
+        return (
+            f"the registry's Bearer challenge names the token endpoint {_shown(realm)} on "
+            f"{realm_host or 'no host'}, not on the registry's host {registry_host}: no credentials were sent"
+        )
+    return None
+
+
+def _shown(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if _port(parts) else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"[:200]
+
+
+def _port(parts: Any) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        return None
 
 
 def sha256_digest(content: bytes) -> str:
@@ -103,11 +145,16 @@ class RegistryClient:
         return f"{self.base_url.rstrip('/')}{path}"
 
     def get(
-        self, path: str, accept: tuple[str, ...] = (), scope: str = "", method: str = "GET"
+        self,
+        path: str,
+        accept: tuple[str, ...] = (),
+        scope: str = "",
+        method: str = "GET",
+        max_body: int = MAX_MANIFEST_BYTES,
     ) -> requests.Response:
         """One authenticated request: answers a 401 challenge once (Basic, or a Bearer token for `scope`)."""
         headers = {"Accept": ", ".join(accept)} if accept else {}
-        response = self._send(method, path, headers, scope)
+        response = self._send(method, path, headers, scope, max_body)
         if response.status_code != 401 or self.username is None:
             return response
         challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
@@ -119,25 +166,30 @@ class RegistryClient:
             if token is None:
                 return response
             self._tokens[scope] = token
-        return self._send(method, path, headers, scope)
+        return self._send(method, path, headers, scope, max_body)
 
-    def _send(self, method: str, path: str, headers: dict[str, str], scope: str) -> requests.Response:
+    def _send(
+        self, method: str, path: str, headers: dict[str, str], scope: str, max_body: int = 4 << 20
+    ) -> requests.Response:
         auth = None
         if self.auth_scheme == "basic" and self.username is not None:
             auth = (self.username, self.password or "")
         elif self.auth_scheme == "bearer" and scope in self._tokens:
             headers = {**headers, "Authorization": f"Bearer {self._tokens[scope]}"}
-        return self.transport.request(method, self.url(path), headers=headers, auth=auth)
+        return self.transport.request(method, self.url(path), headers=headers, auth=auth, max_body=max_body)
 
     def _token(self, challenge: Challenge, scope: str) -> str | None:
         realm = challenge.params.get("realm")
         if not realm:
             return None
+        refused = token_endpoint_problem(self.base_url, realm)
+        if refused:
+            raise RegistryError(refused)
         params = {k: v for k, v in challenge.params.items() if k in ("service", "scope")}
         if scope:
             params["scope"] = scope
         response = self.transport.request(
-            "GET", realm, params=params, auth=(self.username or "", self.password or "")
+            "GET", realm, params=params, auth=(self.username or "", self.password or ""), max_body=1 << 20
         )
         if response.status_code != 200:
             return None
@@ -184,7 +236,7 @@ class RegistryClient:
         return response.status_code, digest
 
     def blob(self, name: str, digest: str, max_bytes: int = 1 << 20) -> bytes:
-        response = self.get(f"/v2/{name}/blobs/{digest}", (), _pull(name))
+        response = self.get(f"/v2/{name}/blobs/{digest}", (), _pull(name), max_body=max_bytes + 1)
         _expect_ok(response)
         content = response.content[: max_bytes + 1]
         if len(content) > max_bytes:

@@ -14,7 +14,10 @@ from typing import Any
 import requests
 
 from roadbike.stack_outputs import ProbeTarget
-from roadbike.transport import Deadline, describe_error
+from roadbike.transport import BodyTooLarge, Deadline, SocketWatch, describe_error, read_body, watched_session
+
+# A health endpoint answers in a few bytes; more than this is read no further (and counts as an error).
+PROBE_MAX_BODY = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -135,9 +138,12 @@ def run_probe(probe: ProbeTarget, deadline: Deadline, verify: bool | str) -> Pro
     samples: list[ProbeSample] = []
     lock = threading.Lock()
     cap = min(10.0, max(1.0, probe.latency_threshold_seconds * 10))
+    # One watchdog for the whole probe: at the deadline every socket is shut down, so a server that
+    # trickles its answers cannot hold a request (and the check) past it.
+    watch = SocketWatch()
 
     def worker() -> None:
-        with requests.Session() as session:
+        with watched_session(watch, pool_size=1) as session:
             while (remaining := tickets.take()) is not None:
                 sample = _request(session, probe.url, min(cap, remaining), verify)
                 if sample.error and remaining < cap and deadline.expired():
@@ -148,7 +154,7 @@ def run_probe(probe: ProbeTarget, deadline: Deadline, verify: bool | str) -> Pro
                     samples.append(sample)
 
     workers = min(probe.concurrency, probe.requests)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with watch.deadline(deadline), ThreadPoolExecutor(max_workers=workers) as pool:
         running = [pool.submit(worker) for _ in range(workers)]
         try:
             for future in running:
@@ -162,8 +168,10 @@ def run_probe(probe: ProbeTarget, deadline: Deadline, verify: bool | str) -> Pro
 def _request(session: requests.Session, url: str, timeout: float, verify: bool | str) -> ProbeSample:
     started = time.perf_counter()
     try:
-        response = session.get(url, timeout=timeout, verify=verify)
-        response.close()
+        response = session.get(url, timeout=timeout, verify=verify, stream=True)
+        read_body(response, PROBE_MAX_BODY)
+    except BodyTooLarge as error:
+        return ProbeSample(seconds=time.perf_counter() - started, status=None, error=str(error))
     except requests.RequestException as error:
         return ProbeSample(seconds=time.perf_counter() - started, status=None, error=describe_error(error))
     return ProbeSample(seconds=time.perf_counter() - started, status=response.status_code)

@@ -1,21 +1,38 @@
-"""HTTP with a total deadline, bounded retries for transient failures, and evidence of what happened.
+"""HTTP under one deadline per check, bounded retries for transient failures, bounded bodies, and
+evidence of what happened.
 
 A network failure is never an exception the caller has to guess at: it is an `HttpFailure` that says which
 request failed, how often it was tried and why, so a check can report it as evidence.
+
+requests' `timeout` bounds each socket operation, not a request: a server that trickles its headers or
+its body a byte at a time keeps a request going for ever. So every socket the session opens is watched
+(`WatchedSession`), and when the check's deadline passes a watchdog shuts them down, which ends whatever
+read is blocked on them at once. Bodies are read in chunks up to a size cap, never whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 5.0
+# The largest body read from any answer: the OCI distribution spec lets registries refuse manifests over
+# 4 MiB; a Prometheus rules answer of a large fleet stays well within 32 MiB.
+DEFAULT_MAX_BODY = 4 << 20
+CHUNK = 64 << 10
 Progress = Callable[[str], None]
 
 
@@ -32,6 +49,98 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0.0
+
+
+class SocketWatch:
+    """The sockets a session opened; `cut()` shuts every one down, ending any read blocked on it."""
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def add(self, sock: Any) -> None:
+        with self._lock:
+            with contextlib.suppress(TypeError):
+                self._sockets.add(sock)
+
+    def cut(self) -> None:
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError, ValueError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    @contextlib.contextmanager
+    def deadline(self, deadline: Deadline) -> Iterator[None]:
+        """Cut every socket when `deadline` passes, unless the block ended before."""
+        timer = threading.Timer(deadline.remaining(), self.cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+
+def _watched_pool(base: type, connection: type, watch: SocketWatch) -> type:
+    class Connection(connection):  # type: ignore[valid-type, misc]
+        def _new_conn(self) -> Any:
+            sock = super()._new_conn()
+            watch.add(sock)  # the raw socket: connect and TLS handshake
+            return sock
+
+        def connect(self) -> None:
+            super().connect()
+            watch.add(self.sock)  # the TLS socket once wrapped
+
+    class Pool(base):  # type: ignore[valid-type, misc]
+        ConnectionCls = Connection
+
+    return Pool
+
+
+class WatchedAdapter(HTTPAdapter):
+    def __init__(self, watch: SocketWatch, **kwargs: Any) -> None:
+        self.watch = watch
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _watched_pool(HTTPConnectionPool, HTTPConnection, self.watch),
+            "https": _watched_pool(HTTPSConnectionPool, HTTPSConnection, self.watch),
+        }
+
+
+def watched_session(watch: SocketWatch, pool_size: int = 10) -> requests.Session:
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, WatchedAdapter(watch, pool_connections=pool_size, pool_maxsize=pool_size))
+    return session
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def read_body(response: requests.Response, max_bytes: int, deadline: Deadline | None = None) -> bytes:
+    """The body in chunks, at most `max_bytes` (BodyTooLarge beyond), kept as `response.content`."""
+    chunks = []
+    size = 0
+    try:
+        for chunk in response.iter_content(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise BodyTooLarge(f"the answer's body is larger than {max_bytes} bytes")
+            if deadline is not None and deadline.expired():
+                raise requests.exceptions.ReadTimeout("total timeout reached reading the body")
+            chunks.append(chunk)
+    finally:
+        response.close()
+    content = b"".join(chunks)
+    response._content = content
+    response._content_consumed = True
+    return content
 
 
 class HttpFailure(Exception):
@@ -106,8 +215,20 @@ class Transport:
     request_timeout: float = 10.0
     backoff: float = 0.25
     sleep: Callable[[float], None] = time.sleep
-    session: requests.Session = field(default_factory=requests.Session)
+    watch: SocketWatch = field(default_factory=SocketWatch)
+    session: requests.Session | None = None
     unreachable: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.session is None:
+            self.session = watched_session(self.watch)
+
+    @contextlib.contextmanager
+    def check(self, seconds: float) -> Iterator[Deadline]:
+        """One check's deadline: every request, retry, wait and body read of the check within it."""
+        self.deadline = Deadline(seconds)
+        with self.watch.deadline(self.deadline):
+            yield self.deadline
 
     def request(
         self,
@@ -119,6 +240,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         data: bytes | None = None,
         retry: bool = True,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> requests.Response:
         """The response (a retried status is returned as is once attempts run out) or `HttpFailure`."""
         origin = _origin(url)
@@ -132,6 +254,7 @@ class Transport:
                 raise HttpFailure(
                     method, url, f"total timeout of {self.deadline.seconds:g}s reached", attempt - 1
                 )
+            assert self.session is not None
             try:
                 response = self.session.request(
                     method,
@@ -142,10 +265,18 @@ class Transport:
                     data=data,
                     timeout=timeout,
                     verify=self.verify,
+                    stream=True,
                 )
+                read_body(response, max_body, self.deadline)
+            except BodyTooLarge as error:
+                raise HttpFailure(method, url, str(error), attempt) from None
             except requests.exceptions.SSLError as error:
+                if self.deadline.expired():
+                    raise HttpFailure(method, url, self._expired(), attempt) from None
                 raise HttpFailure(method, url, describe_error(error), attempt) from None
             except (requests.ConnectionError, requests.Timeout) as error:
+                if self.deadline.expired():
+                    raise HttpFailure(method, url, self._expired(), attempt) from None
                 reason = describe_error(error)
                 wait = self._wait(attempt, attempts, None)
                 if wait is None:
@@ -158,6 +289,8 @@ class Transport:
                 self.sleep(wait)
                 continue
             except requests.RequestException as error:
+                if self.deadline.expired():
+                    raise HttpFailure(method, url, self._expired(), attempt) from None
                 raise HttpFailure(method, url, describe_error(error), attempt) from None
             if response.status_code not in RETRIED_STATUSES:
                 return response
@@ -170,6 +303,9 @@ class Transport:
             self.sleep(wait)
         raise HttpFailure(method, url, reason, attempts)
 
+    def _expired(self) -> str:
+        return f"total timeout of {self.deadline.seconds:g}s reached"
+
     def _wait(self, attempt: int, attempts: int, retry_after: float | None) -> float | None:
         """Seconds to wait before the next attempt, or None when there is no next attempt in time."""
         if attempt >= attempts:
@@ -181,4 +317,5 @@ class Transport:
         return wait
 
     def close(self) -> None:
-        self.session.close()
+        if self.session is not None:
+            self.session.close()

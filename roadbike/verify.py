@@ -58,6 +58,7 @@ from roadbike.stack_outputs import (
 from roadbike.transport import Deadline, HttpFailure, Progress, Transport
 
 REQUIRED_PLATFORMS = ("linux/amd64", "linux/arm64")
+RULES_MAX_BODY = 32 << 20
 
 SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 COSIGN_ARTIFACT_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -444,7 +445,7 @@ def prometheus_rule_groups(ctx: Context) -> list[dict[str, Any]]:
 
 
 def _fetch_rule_groups(transport: Transport, url: str) -> list[dict[str, Any]]:
-    response = transport.request("GET", url)
+    response = transport.request("GET", url, max_body=RULES_MAX_BODY)
     if response.status_code != 200:
         raise CheckError(f"GET {url}: {response.status_code}")
     try:
@@ -644,7 +645,8 @@ def run_checks(inputs: VerifyInput, options: VerifyOptions, progress: Progress) 
     try:
         for name, target, check in planned_checks(inputs, options.only):
             progress(f"verify: {name} {target}")
-            results.append(check(ctx))
+            with transport.check(options.timeout):  # one deadline for the whole check
+                results.append(check(ctx))
     finally:
         transport.close()
     return results

@@ -97,6 +97,14 @@ def registry_props(config: StackConfig) -> dict[str, Any]:
 
 
 def htpasswd_line(username: str, bcrypt_hash: str) -> str:
+    """One `user:hash` line, by construction: the config already keeps the username to a safe set; a
+    name that could end the line or the field never gets here, whatever the caller."""
+    from components.config import USERNAME
+
+    if not USERNAME.fullmatch(username):
+        raise ValueError(f"{username!r} cannot be an htpasswd user name")
+    if not bcrypt_hash.isascii() or any(c in bcrypt_hash for c in ":\r\n") or not bcrypt_hash.isprintable():
+        raise ValueError("a bcrypt hash is one field of printable ASCII")
     return f"{username}:{bcrypt_hash}\n"
 
 

@@ -27,6 +27,7 @@ def rendered(
     """A Schedule exactly as the renderer makes it, for the dev stack's go-http-server."""
     raw = stack_raw("dev")
     raw["environment"] = environment
+    raw["kubernetes"]["namespace"] = f"delivery-{environment}"  # a namespace names its own environment
     if opt_in is not None:
         raw["services"][0]["chaosOptIn"] = opt_in
     config = parse(raw)

@@ -309,8 +309,8 @@ def test_a_typo_in_rbac_fails_kubernetes_validate_strict() -> None:
             {"kind": "Group", "name": "platform-deployers", "apiGroup": "rbac.authorization.k8s.io"},
         ),
         (
-            {"name": "ci", "namespace": "ci-system"},
-            {"kind": "ServiceAccount", "name": "ci", "namespace": "ci-system"},
+            {"name": "ci", "namespace": "delivery-dev"},
+            {"kind": "ServiceAccount", "name": "ci", "namespace": "delivery-dev"},
         ),
     ],
 )
