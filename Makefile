@@ -9,7 +9,7 @@ POLICY_VENV := $(TOOLS)/policy-venv
 CRDS := $(TOOLS)/crds
 JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 
-.PHONY: venv plan plan-all test lint format bench tools crds clean
+.PHONY: venv plan plan-all test test-fast lint format bench bench-interrupts tools crds clean
 
 $(BIN)/roadbike: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,8 +59,15 @@ format: venv
 test: venv tools crds lint
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) $(BIN)/pytest
 
+test-fast: venv tools crds
+	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) $(BIN)/pytest -m 'not slow'
+
 bench: venv
 	$(BIN)/python bench/plan_bench.py
+
+# 100 Ctrl-C/SIGTERM at random points of a 60-service plan: hangs, orphaned packs, partial out/ (all 0).
+bench-interrupts: venv
+	$(BIN)/python bench/interrupts.py 100 60
 
 clean:
 	rm -rf out $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -479,6 +479,7 @@ SCOPE_LABELS = ("job", "namespace")
 MAX_SELECTOR_LENGTH = 1024
 MAX_REGEX_LENGTH = 256
 MAX_REPETITION = 100
+MAX_QUANTIFIERS = 16
 
 
 def check_selector_matchers(selector: str) -> None:
@@ -502,8 +503,8 @@ _REPETITION = re.compile(r"\{([0-9]*)(?:,([0-9]*))?\}")
 
 
 def regex_problem(pattern: str) -> str | None:
-    """Why a label regex is refused: too long, a repetition over MAX_REPETITION, a quantified group that
-    holds a quantifier (nested quantifiers: exponential in a backtracking engine), or not valid RE2."""
+    """Why a label regex is refused: too long, a repetition over MAX_REPETITION, too many quantifiers, a
+    repeated group (the shape of every exponential backtracking: (a+)+, (a|a)*), or unbalanced."""
     if len(pattern) > MAX_REGEX_LENGTH:
         return f"is longer than {MAX_REGEX_LENGTH} characters"
     for low, high in _REPETITION.findall(pattern):
@@ -513,6 +514,7 @@ def regex_problem(pattern: str) -> str | None:
     # A scan for groups: does a quantified group contain a quantifier?
     stack: list[bool] = []
     quantified_inside = False
+    quantifiers = 0
     index = 0
     in_class = False
     while index < len(pattern):
@@ -536,12 +538,19 @@ def regex_problem(pattern: str) -> str | None:
                 return "has an unbalanced ')'"
             quantified_inside = stack.pop()
             following = pattern[index + 1 : index + 2]
-            if quantified_inside and following and following in "*+{":
-                return "nests quantifiers (a repeated group that repeats inside, like (a+)+)"
+            if following and following in "*+{":
+                return (
+                    "repeats a group ((...)*, (...)+, (...){n}): label regexes may repeat single characters "
+                    "and classes only, which no engine can make backtrack exponentially"
+                )
             if stack:
                 stack[-1] = stack[-1] or quantified_inside
-        elif char in "*+?{" and stack:
-            stack[-1] = True
+        elif char in "*+?{":
+            quantifiers += 1
+            if quantifiers > MAX_QUANTIFIERS:
+                return f"has more than {MAX_QUANTIFIERS} quantifiers"
+            if stack:
+                stack[-1] = True
         index += 1
     if stack:
         return "has an unclosed '('"

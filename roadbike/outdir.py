@@ -145,7 +145,7 @@ class PlanDirectory:
                 umask = os.umask(0)
                 os.umask(umask)
                 os.chmod(self.staging, 0o777 & ~umask)  # as mkdir would make it, not mkdtemp's 0700
-                self._cleanup_key = interrupt.on_interrupt(self._discard)
+                self._cleanup_key = interrupt.on_interrupt(self._abandon)
         except OSError as exc:
             self._unlock()
             raise OutDirError(f"--out {self.out_dir}: {exc.strerror or exc}") from None
@@ -193,6 +193,11 @@ class PlanDirectory:
             self._lock_path.unlink()
         os.close(self._lock_fd)
         self._lock_fd = None
+
+    def _abandon(self) -> None:
+        """On interrupt: nothing of this run stays, the staging tree nor the lock."""
+        self._discard()
+        self._unlock()
 
     def _discard(self) -> None:
         """Remove the staging tree (roadbike's own, freshly made) if it was not swapped in."""

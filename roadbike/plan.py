@@ -17,6 +17,7 @@ from roadbike.artifacts import ArtifactConflict, all_artifacts
 from roadbike.outdir import OutDirError, PlanDirectory
 from roadbike.program import ProgramRun, run_program
 from roadbike.redact import redact_run
+from roadbike.rulecheck import check_rule_files
 from roadbike.report import (
     mandatory_violations,
     plan_document,
@@ -155,6 +156,9 @@ def _plan_into(
         if path in files:
             raise ArtifactConflict(path, "the plan's own files", f"the {path} artifact")
         files[path] = text
+    warning = check_rule_files(config, files, display)  # ConfigError (exit 2) when a rule is invalid
+    if warning:
+        _progress(f"warning: {warning}", err)
     directory.write(files)  # beside the previous plan; swapped in only once complete
     directory.commit()
     return PlanResult(

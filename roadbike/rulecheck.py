@@ -1,0 +1,93 @@
+"""The generated Prometheus rules checked with Prometheus' own parser before a plan is written.
+
+`promtool check rules` (Debian's `prometheus` package; `$ROADBIKE_PROMTOOL` names another one) parses
+every expression with the real PromQL parser and every annotation and label with the real Go template
+parser, exactly as Prometheus will when it loads the rules. A rule it refuses means an input of the stack
+config made it invalid: the plan stops with exit 2 naming that key (the service's SLO, or the runbook
+base URL for a broken runbook_url template), instead of promtool failing later in the cluster.
+
+Without promtool the plan still runs and says on stderr that the rules were not checked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from components.config import ConfigError, StackConfig, key_path
+
+PROBLEM = re.compile(
+    r'^(?P<file>[^:\s]+\.rules\.yml): (?:\d+:\d+: )?group "(?P<group>[^"]*)", rule \d+, "(?P<rule>[^"]*)": '
+    r"(?P<message>.*)$"
+)
+TIMEOUT_SECONDS = 60
+
+
+def promtool() -> str | None:
+    return os.environ.get("ROADBIKE_PROMTOOL") or shutil.which("promtool")
+
+
+def check_rule_files(config: StackConfig, files: dict[str, str], source: str) -> str | None:
+    """Raise ConfigError naming the keys behind rules promtool refuses; the warning to print, if any."""
+    rule_files = {path: text for path, text in files.items() if path.endswith(".rules.yml")}
+    if not rule_files:
+        return None
+    tool = promtool()
+    if tool is None:
+        return "promtool not found: the generated Prometheus rules were not checked (apt-get install prometheus)"
+    with tempfile.TemporaryDirectory(prefix="roadbike-rules-") as directory:
+        paths = []
+        for path, text in sorted(rule_files.items()):
+            target = Path(directory) / Path(path).name
+            target.write_text(text, encoding="utf-8")
+            paths.append(target.name)
+        try:
+            result = subprocess.run(
+                [tool, "check", "rules", "--lint=none", *paths],
+                cwd=directory,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_SECONDS,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"promtool could not check the generated rules: {exc}"
+    if result.returncode == 0:
+        return None
+    problems = _problems(config, result.stdout + result.stderr, source)
+    if not problems:  # refused, but not in a shape we can pin on a key
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        problems = [f"{source}: roadbike:services: the generated Prometheus rules are invalid:\n{tail}"]
+    raise ConfigError(problems)
+
+
+def _problems(config: StackConfig, output: str, source: str) -> list[str]:
+    services = {service.name: index for index, service in enumerate(config.services)}
+    found = []
+    for line in output.splitlines():
+        match = PROBLEM.match(line.strip())
+        if match is None:
+            continue
+        service = match["file"].rsplit("/", 1)[-1].removesuffix(".rules.yml")
+        message = match["message"]
+        if 'annotation "runbook_url"' in message and config.prometheus.runbook_base_url:
+            loc: tuple[str | int, ...] = ("prometheus", "runbookBaseUrl")
+        elif service in services:
+            index = services[service]
+            loc = ("services", index)
+            for slo_index, slo in enumerate(config.services[index].slos):
+                if match["group"] in (f"slo-sli-{service}-{slo.name}", f"slo-alerts-{service}-{slo.name}"):
+                    loc = ("services", index, "slos", slo_index, "sli")
+        else:
+            loc = ("services",)
+        entry = (
+            f"{source}: {key_path(loc)}: makes the generated rule {match['rule']!r} of group "
+            f"{match['group']!r} invalid (promtool: {message})"
+        )
+        if entry not in found:
+            found.append(entry)
+    return found
