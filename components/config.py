@@ -68,8 +68,23 @@ USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@$+-]{0,127}")
 URL_REST = re.compile(r"(?:[A-Za-z0-9._~!$&()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*")
 # Query parameters that carry credentials: refused in any URL of the config (it is written in clear).
 CREDENTIAL_PARAMS = frozenset(
-    {"token", "access_token", "api_key", "apikey", "key", "password", "passwd", "pwd", "secret", "sig",
-     "signature", "auth", "x-amz-signature", "x-amz-credential", "client_secret"}
+    {
+        "token",
+        "access_token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "sig",
+        "signature",
+        "auth",
+        "x-amz-signature",
+        "x-amz-credential",
+        "client_secret",
+    }
 )
 
 
@@ -307,9 +322,22 @@ def _check_github_name(value: str) -> str:
 # Registries that the world pulls from: the managed (in-cluster) registry must never claim their names,
 # or images pushed "to it" would be pushed, with its credentials, to them.
 PUBLIC_REGISTRIES = (
-    "docker.io", "registry-1.docker.io", "index.docker.io", "registry.hub.docker.com", "ghcr.io",
-    "quay.io", "gcr.io", "mcr.microsoft.com", "public.ecr.aws", "registry.k8s.io", "k8s.gcr.io",
-    "nvcr.io", "registry.gitlab.com", "docker.pkg.github.com", "cgr.dev", "registry.redhat.io",
+    "docker.io",
+    "registry-1.docker.io",
+    "index.docker.io",
+    "registry.hub.docker.com",
+    "ghcr.io",
+    "quay.io",
+    "gcr.io",
+    "mcr.microsoft.com",
+    "public.ecr.aws",
+    "registry.k8s.io",
+    "k8s.gcr.io",
+    "nvcr.io",
+    "registry.gitlab.com",
+    "docker.pkg.github.com",
+    "cgr.dev",
+    "registry.redhat.io",
 )
 PUBLIC_REGISTRY_SUFFIXES = (".gcr.io", ".pkg.dev", ".amazonaws.com", ".azurecr.io", ".docker.io")
 
@@ -867,13 +895,13 @@ def parse_stack_config(
             "names, labels, hosts and URLs are one line of visible text"
         )
     registry = raw.get("registry")
-    if isinstance(registry, Mapping) and registry.get("password") is not None:
-        if not any(p in (("registry",), ("registry", "password")) for p in secret_paths):
-            problems.append(
-                f"{source}: {key_path(('registry', 'password'))}: must be a secret, not plain text in the "
-                "stack file: pulumi config set --secret --path 'roadbike:registry.password' (rotate the "
-                "password, it was committed in clear)"
-            )
+    password_given = isinstance(registry, Mapping) and registry.get("password") is not None
+    if password_given and not any(p in (("registry",), ("registry", "password")) for p in secret_paths):
+        problems.append(
+            f"{source}: {key_path(('registry', 'password'))}: must be a secret, not plain text in the "
+            "stack file: pulumi config set --secret --path 'roadbike:registry.password' (rotate the "
+            "password, it was committed in clear)"
+        )
     known = set()
     for name, field in StackConfig.model_fields.items():
         known.add(field.alias or name)

@@ -101,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The first Ctrl-C or SIGTERM (a cancelled CI job) stops the pack processes, removes the half-written
     # plan and exits 130 at once (roadbike.interrupt).
-    what = "the policy pack was stopped, no plan was written" if args.command == "plan" else "nothing more sent"
+    what = (
+        "the policy pack was stopped, no plan was written" if args.command == "plan" else "nothing more sent"
+    )
     interrupt.install(f"interrupted; {what}")
     try:
         if args.command == "plan":

@@ -165,7 +165,9 @@ class PlanDirectory:
             try:
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except OSError as exc:
-                raise OutDirError(f"--out {self.out_dir}: cannot create {self._lock_path}: {exc.strerror}")
+                raise OutDirError(
+                    f"--out {self.out_dir}: cannot create {self._lock_path}: {exc.strerror}"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -175,7 +177,9 @@ class PlanDirectory:
                         f"--out {self.out_dir}: another roadbike plan is writing this directory "
                         f"(lock {self._lock_path}); wait for it to finish or choose another --out"
                     ) from None
-                raise OutDirError(f"--out {self.out_dir}: cannot lock {self._lock_path}: {exc.strerror}")
+                raise OutDirError(
+                    f"--out {self.out_dir}: cannot lock {self._lock_path}: {exc.strerror}"
+                ) from None
             # The lock file may have been removed by the plan that held it just before: retry on a new one.
             try:
                 same = os.fstat(fd).st_ino == os.stat(self._lock_path).st_ino

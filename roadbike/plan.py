@@ -17,15 +17,15 @@ from roadbike.artifacts import ArtifactConflict, all_artifacts
 from roadbike.outdir import OutDirError, PlanDirectory
 from roadbike.program import ProgramRun, run_program
 from roadbike.redact import redact_run
-from roadbike.rulecheck import check_rule_files
 from roadbike.report import (
+    dump_json,
     mandatory_violations,
     plan_document,
     report_document,
     sarif_document,
-    dump_json,
     summary_markdown,
 )
+from roadbike.rulecheck import check_rule_files
 from roadbike.stackfile import load_stack, stack_file_path
 
 # A Pulumi stack name, and a file name part: no '/', no '..', no leading '.' or '-'.
@@ -98,7 +98,9 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     out_dir = options.out_dir or project_dir / "out" / options.stack
     try:
         with PlanDirectory(out_dir) as directory:
-            return _plan_into(options, directory, stack_file, config, policy_config, stack_path, display, started, err)
+            return _plan_into(
+                options, directory, stack_file, config, policy_config, stack_path, display, started, err
+            )
     except OutDirError as exc:
         raise UsageError(str(exc)) from None
 

@@ -38,7 +38,9 @@ def check_rule_files(config: StackConfig, files: dict[str, str], source: str) ->
         return None
     tool = promtool()
     if tool is None:
-        return "promtool not found: the generated Prometheus rules were not checked (apt-get install prometheus)"
+        return (
+            "promtool not found: the generated Prometheus rules were not checked (apt-get install prometheus)"
+        )
     with tempfile.TemporaryDirectory(prefix="roadbike-rules-") as directory:
         paths = []
         for path, text in sorted(rule_files.items()):

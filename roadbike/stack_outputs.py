@@ -168,7 +168,8 @@ class _Reader:
         if value is _MISSING:
             return None
         if not isinstance(value, str) or not value:
-            self.problem(path, f"must be a non-empty string (got {json.dumps(value)})")
+            shown = "a secret" if "password" in path else json.dumps(value)[:200]  # never echo a secret
+            self.problem(path, f"must be a non-empty string (got {shown})")
             return None
         if pattern is not None and not pattern.fullmatch(value):
             self.problem(path, f"{value!r} is not {what}")

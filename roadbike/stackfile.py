@@ -127,7 +127,9 @@ def parse_yaml_text(text: str, shown: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{shown}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"]) from None
+        raise ConfigError(
+            [f"{shown}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"]
+        ) from None
     except (ValueError, OverflowError, RecursionError) as exc:  # e.g. an integer of 5000 digits
         raise ConfigError([f"{shown}: a value cannot be read: {str(exc)[:200]}"]) from None
 
@@ -176,7 +178,9 @@ def read_stack_file(path: Path, display: str | None = None) -> StackFile:
     except OSError as exc:
         raise ConfigError([f"{shown}: cannot be read: {exc.strerror or exc}"]) from None
     if len(data) > MAX_FILE_BYTES:
-        raise ConfigError([f"{shown}: larger than {MAX_FILE_BYTES // 1024} KiB; a stack file is not that big"])
+        raise ConfigError(
+            [f"{shown}: larger than {MAX_FILE_BYTES // 1024} KiB; a stack file is not that big"]
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -59,9 +59,8 @@ class SocketWatch:
         self._lock = threading.Lock()
 
     def add(self, sock: Any) -> None:
-        with self._lock:
-            with contextlib.suppress(TypeError):
-                self._sockets.add(sock)
+        with self._lock, contextlib.suppress(TypeError):
+            self._sockets.add(sock)
 
     def cut(self) -> None:
         with self._lock:
@@ -139,7 +138,7 @@ def read_body(response: requests.Response, max_bytes: int, deadline: Deadline | 
         response.close()
     content = b"".join(chunks)
     response._content = content
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]
     return content
 
 

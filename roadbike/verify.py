@@ -701,7 +701,7 @@ def add_parser(commands: Any) -> None:
         help="check the live delivery chain from the stack outputs",
         description="Check the registry, the multi-arch images, their cosign signatures, the SLO rules in "
         "Prometheus and the SLI probe of each service, from `pulumi stack output --json --show-secrets`. "
-        "Exit 0: all checks pass; 1: a check fails; 2: bad input or usage.",
+        "Exit 0: all checks pass; 1: a check fails; 2: bad input or usage; 3: internal error; 130: interrupted.",
     )
     parser.add_argument("--outputs", required=True, type=Path, metavar="FILE", help="stack outputs JSON")
     parser.add_argument(
@@ -709,7 +709,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="S", help="total time budget (60)"
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="S", help="time budget of each check, all its requests and retries (60)"
     )
     parser.add_argument("--prometheus-url", metavar="URL", help="Prometheus to ask (default: prometheus.url)")
     parser.add_argument("--ca-bundle", type=Path, metavar="PATH", help="CA certificates to trust for TLS")

@@ -52,10 +52,18 @@ SYNTAX = [
     ("registry.username", "user:name", "roadbike:registry.username"),
     ("registry.username", "user name", "roadbike:registry.username"),
     ("github.owner", "acme\u202e", "roadbike:github.owner"),
-    ("prometheus.runbookBaseUrl", "https://runbooks.example/{{ $labels.x }}", "roadbike:prometheus.runbookBaseUrl"),
+    (
+        "prometheus.runbookBaseUrl",
+        "https://runbooks.example/{{ $labels.x }}",
+        "roadbike:prometheus.runbookBaseUrl",
+    ),
     ("prometheus.url", "https://prom.example/\n", "roadbike:prometheus.url"),
     ("prometheus.ruleSelectorLabels", {"release": "x\n"}, "roadbike:prometheus.ruleSelectorLabels"),
-    ("services.0.slos.0.sli.total", 'http_requests_total{code=~"5.."}\n', "roadbike:services[0].slos[0].sli.total"),
+    (
+        "services.0.slos.0.sli.total",
+        'http_requests_total{code=~"5.."}\n',
+        "roadbike:services[0].slos[0].sli.total",
+    ),
     ("services.0.chaos.0.schedule", "@every 5m\n", "roadbike:services[0].chaos[0].schedule"),
 ]
 
@@ -86,7 +94,9 @@ def test_a_newline_in_a_service_name_is_exit_2_not_a_traceback(tmp_path: Path) -
 
 
 def test_repositories_differing_only_in_case_are_one_repository() -> None:
-    lines = refused(lambda raw: raw["services"][1].update(repository=raw["services"][0]["repository"].upper()))
+    lines = refused(
+        lambda raw: raw["services"][1].update(repository=raw["services"][0]["repository"].upper())
+    )
     assert any("roadbike:services[1].repository" in line and "duplicate" in line for line in lines), lines
 
 
@@ -205,7 +215,10 @@ def test_credentials_in_urls_are_refused(path: str, url: str) -> None:
 BOMB = """config:
   roadbike:environment: dev
   other:key: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
-""" + "".join(f"  other:k{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 10))
+""" + "".join(
+    f"  other:k{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]\n"
+    for i in range(1, 10)
+)
 
 
 @pytest.mark.parametrize(

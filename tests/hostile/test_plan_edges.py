@@ -159,7 +159,9 @@ POLICIES.append(
 
 def test_a_pack_that_dies_is_an_internal_error_with_its_signal_and_last_lines(tmp_path: Path) -> None:
     packs = tmp_path / "project"
-    shutil.copytree(REPO / "policies", packs / "policies", ignore=shutil.ignore_patterns("venv", "__pycache__"))
+    shutil.copytree(
+        REPO / "policies", packs / "policies", ignore=shutil.ignore_patterns("venv", "__pycache__")
+    )
     kubernetes = packs / "policies" / "kubernetes.py"
     kubernetes.write_text(kubernetes.read_text() + KILLER)
     options = PlanOptions(

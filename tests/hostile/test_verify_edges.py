@@ -147,7 +147,10 @@ def test_a_huge_body_is_read_no_further_than_the_cap(tmp_path: Path) -> None:
         outputs = registry_outputs(url)
         host = url.removeprefix("http://")
         outputs["services"] = {
-            "api": {"platforms": ["linux/amd64", "linux/arm64"], "image": {"repository": f"{host}/acme/api", "tag": "1.0.0"}}
+            "api": {
+                "platforms": ["linux/amd64", "linux/arm64"],
+                "image": {"repository": f"{host}/acme/api", "tag": "1.0.0"},
+            }
         }
         started = time.monotonic()
         code, document = run(tmp_path, outputs, 20, ("images",))
