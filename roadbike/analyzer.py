@@ -242,8 +242,13 @@ class PolicyPackProcess:
             raise PolicyPackError(f"policy pack {self.pack_dir} did not print its port within 60 s") from None
         text = first.decode(errors="replace").strip()
         if not text.isdigit():
-            self.process.wait(timeout=10)
-            raise PolicyPackError(f"policy pack {self.pack_dir} failed to start:\n{self.stderr_tail()}")
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+            ended = self.exit_description()
+            how = f" ({ended})" if ended else ""
+            raise PolicyPackError(
+                f"policy pack {self.pack_dir} failed to start{how}; its last lines:\n{self.stderr_tail(10)}"
+            )
         return int(text)
 
     def stderr_tail(self, lines: int = 30) -> str:

@@ -71,7 +71,7 @@ class BoundedLoader(yaml.SafeLoader):
                 if key in seen:
                     raise _StackFileProblem(f"duplicate key {str(key)[:80]!r}", key_node.start_mark)
                 seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        return yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
 
 
 def _as_text(loader: BoundedLoader, node: Any) -> str:
@@ -90,6 +90,53 @@ BoundedLoader.add_constructor("tag:yaml.org,2002:binary", _refused("!!binary"))
 BoundedLoader.add_constructor("tag:yaml.org,2002:set", _refused("!!set"))
 BoundedLoader.add_constructor("tag:yaml.org,2002:omap", _refused("!!omap"))
 BoundedLoader.add_constructor("tag:yaml.org,2002:pairs", _refused("!!pairs"))
+
+
+_CLoader: type | None = getattr(yaml, "CSafeLoader", None)
+
+
+def _check_events(text: str) -> None:
+    """One pass over libyaml's events: no alias, bounded depth and node count (marks for the message)."""
+    assert _CLoader is not None
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=_CLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise _StackFileProblem(
+                f"YAML aliases (*{event.anchor}) are not accepted: write the value out", event.start_mark
+            )
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise _StackFileProblem(f"more than {MAX_NODES} YAML nodes", event.start_mark)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH - 1:
+                raise _StackFileProblem(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+if _CLoader is not None:
+
+    class FastBoundedLoader(_CLoader):  # type: ignore[valid-type, misc]
+        """libyaml's parser (a megabyte in milliseconds), after `_check_events`; the same constructors."""
+
+        construct_mapping = BoundedLoader.construct_mapping
+
+    for _tag, _constructor in BoundedLoader.yaml_constructors.items():
+        FastBoundedLoader.add_constructor(_tag, _constructor)
+
+
+def _load(text: str) -> Any:
+    if _CLoader is None:
+        loader: Any = BoundedLoader(text)
+    else:
+        _check_events(text)
+        loader = FastBoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _json_safe(value: Any) -> Any:
@@ -113,14 +160,51 @@ def _key_text(key: Any) -> str:
     return str(key)
 
 
+def _flow_depth_problem(text: str, limit: int = 2 * MAX_DEPTH) -> str | None:
+    """A cheap scan for `[`/`{` nesting before PyYAML sees the text: its scanner slows down with the square
+    of the flow nesting (1000 levels take seconds), long before the composer's depth bound is reached."""
+    depth, line, column, quote = 0, 1, 0, ""
+    previous = "\n"
+    index = 0
+    while index < len(text):
+        char = text[index]
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        if quote:
+            if quote == '"' and char == "\\":
+                index += 2
+                column += 1
+                previous = ""
+                continue
+            if char == quote:
+                quote = ""
+        elif char in "\"'" and (previous in " \t\n[{,:" or depth):
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            end = text.find("\n", index)
+            index = len(text) if end < 0 else end
+            previous = ""
+            column -= 1
+            continue
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return f"nested deeper than {MAX_DEPTH} levels (line {line}, column {column})"
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        previous = char
+        index += 1
+    return None
+
+
 def parse_yaml_text(text: str, shown: str) -> Any:
     """The document, or ConfigError with the line and column of the first problem."""
+    problem = _flow_depth_problem(text) if _CLoader is None else None  # libyaml bounds flow depth itself
+    if problem:
+        raise ConfigError([f"{shown}: {problem}"])
     try:
-        loader = BoundedLoader(text)
-        try:
-            return _json_safe(loader.get_single_data())
-        finally:
-            loader.dispose()
+        return _json_safe(_load(text))
     except _StackFileProblem as problem:
         where = f" (line {problem.mark.line + 1}, column {problem.mark.column + 1})" if problem.mark else ""
         raise ConfigError([f"{shown}: {problem.message}{where}"]) from None

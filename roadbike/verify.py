@@ -709,7 +709,11 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="S", help="time budget of each check, all its requests and retries (60)"
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="S",
+        help="time budget of each check, all its requests and retries (60)",
     )
     parser.add_argument("--prometheus-url", metavar="URL", help="Prometheus to ask (default: prometheus.url)")
     parser.add_argument("--ca-bundle", type=Path, metavar="PATH", help="CA certificates to trust for TLS")

@@ -33,7 +33,7 @@ def to_yaml(document: Mapping[str, Any], header: str = "") -> str:
 
 
 def _key(key: str) -> str:
-    return key if _PLAIN_KEY.match(key) else json.dumps(key)
+    return key if _PLAIN_KEY.fullmatch(key) else json.dumps(key)
 
 
 def _scalar(value: Any) -> str:

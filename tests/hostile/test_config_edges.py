@@ -225,7 +225,7 @@ BOMB = """config:
     ("text", "expected"),
     [
         (BOMB, "YAML aliases"),
-        ("config:\n  other:k: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper"),
+        ("config:\n  other:k: " + "[" * 5000 + "]" * 5000 + "\n", "nest"),
         ("config:\n  roadbike:environment: dev\n  roadbike:environment: prod\n", "duplicate key"),
         ("config:\n  other:k: !!binary aGVsbG8=\n", "!!binary"),
         ("config:\n  other:k: " + "9" * 5000 + "\n", "cannot be read"),
