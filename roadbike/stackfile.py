@@ -200,9 +200,9 @@ def _flow_depth_problem(text: str, limit: int = 2 * MAX_DEPTH) -> str | None:
 
 def parse_yaml_text(text: str, shown: str) -> Any:
     """The document, or ConfigError with the line and column of the first problem."""
-    problem = _flow_depth_problem(text) if _CLoader is None else None  # libyaml bounds flow depth itself
-    if problem:
-        raise ConfigError([f"{shown}: {problem}"])
+    depth_problem = _flow_depth_problem(text) if _CLoader is None else None  # libyaml bounds it itself
+    if depth_problem:
+        raise ConfigError([f"{shown}: {depth_problem}"])
     try:
         return _json_safe(_load(text))
     except _StackFileProblem as problem:
