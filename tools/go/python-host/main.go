@@ -323,6 +323,12 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 	if err != nil {
 		return err
 	}
+	// Fail before the engine waits on a proxy: a configured virtualenv must
+	// exist (the engine does not install a pack's requirements; `pulumi install`
+	// in the pack directory or a prepared venv does).
+	if err := tc.ValidateVenv(ctx); err != nil {
+		return err
+	}
 	dir := req.GetInfo().GetProgramDirectory()
 
 	var cmd *exec.Cmd
