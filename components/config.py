@@ -515,7 +515,7 @@ SCOPE_LABELS = ("job", "namespace")
 MAX_SELECTOR_LENGTH = 1024
 MAX_REGEX_LENGTH = 256
 MAX_REPETITION = 100
-MAX_QUANTIFIERS = 16
+MAX_QUANTIFIERS = 2
 
 
 def check_selector_matchers(selector: str) -> None:
@@ -582,9 +582,13 @@ def regex_problem(pattern: str) -> str | None:
             if stack:
                 stack[-1] = stack[-1] or quantified_inside
         elif char in "*+?{":
-            quantifiers += 1
+            fixed = char == "{" and re.match(r"\{([0-9]+)\}", pattern[index:]) is not None
+            quantifiers += 0 if fixed else 1
             if quantifiers > MAX_QUANTIFIERS:
-                return f"has more than {MAX_QUANTIFIERS} quantifiers"
+                return (
+                    f"has more than {MAX_QUANTIFIERS} quantifiers that vary (*, +, ?, {{n,m}}): each one "
+                    "multiplies the work of matching"
+                )
             if stack:
                 stack[-1] = True
         index += 1
