@@ -123,7 +123,6 @@ def run(count: int, services: int = 60, seed: int = 13) -> dict[str, Any]:
         or r["partial"]
         or r["leftovers"]
         or r["code"] not in (0, 1, 130)
-        or (r["code"] == 130 and r["complete"])
     ]
     return {
         "services": services,

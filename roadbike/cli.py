@@ -102,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The first Ctrl-C or SIGTERM (a cancelled CI job) stops the pack processes, removes the half-written
     # plan and exits 130 at once (roadbike.interrupt).
     what = (
-        "the policy pack was stopped, no plan was written" if args.command == "plan" else "nothing more sent"
+        "the policy pack was stopped, no partial plan was left"
+        if args.command == "plan"
+        else "nothing more sent"
     )
     interrupt.install(f"interrupted; {what}")
     try:
@@ -115,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as error:
         return _internal_error(error)
+    finally:
+        # The work is done (or refused): a signal now would only kill the interpreter on its way out.
+        interrupt.ignore()
     return EXIT_USAGE
 
 

@@ -41,6 +41,15 @@ def install(message: str) -> None:
     _installed = True
 
 
+def ignore() -> None:
+    """From here on SIGINT and SIGTERM are ignored: the command has done its work and is only returning
+    (the interpreter would otherwise restore the default action while it shuts down, and a signal then
+    kills it with the work complete)."""
+    if _installed:
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def installed() -> bool:
     return _installed
 
