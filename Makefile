@@ -9,7 +9,7 @@ POLICY_VENV := $(TOOLS)/policy-venv
 CRDS := $(TOOLS)/crds
 JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 # The real Pulumi engine built from Go modules (tools/go-tools.txt), cached outside the work tree.
-ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build
+ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
 ENGINE_BIN = $(shell tools/build-go-tools.sh --bin-dir)
 
 .PHONY: venv plan plan-all test lint format bench tools crds engine clean
