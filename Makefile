@@ -10,7 +10,7 @@ CRDS := $(TOOLS)/crds
 JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 # The real Pulumi engine built from Go modules (tools/go-tools.txt), cached outside the work tree.
 ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
-ENGINE_BIN = $(shell tools/build-go-tools.sh --bin-dir)
+ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
 
 .PHONY: venv plan plan-all test lint format bench tools crds engine clean
 
@@ -50,7 +50,8 @@ crds: $(CRDS)/stamp
 
 # Builds only what changed since the last build (each tool's stamp in the cache): under a second when warm.
 engine:
-	tools/build-go-tools.sh $(ENGINE_TOOLS)
+	@if [ "$(origin ENGINE_BIN)" = "command line" ]; then echo "engine: using $(ENGINE_BIN)"; \
+	else tools/build-go-tools.sh $(ENGINE_TOOLS); fi
 
 tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python
 
