@@ -20,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="roadbike",
         description="The delivery chain of Go services as code: plan offline under the policy gate, verify live.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     plan = commands.add_parser(
@@ -37,7 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--policy-pack-config", type=Path, help="policy pack config JSON, as for pulumi preview"
     )
-    plan.add_argument("--json", action="store_true", help="print a JSON summary instead of the preview")
+    plan.add_argument(
+        "--against",
+        metavar="BASE",
+        help="show what changes from BASE: a git revision (its program and stack file are planned), "
+        "an earlier plan directory, or a `pulumi stack export` checkpoint of the stack",
+    )
+    plan.add_argument("--diff", action="store_true", help="show each change's old and new property values")
+    plan.add_argument(
+        "--json", action="store_true", help="print the preview as `pulumi preview --json` does, errors too"
+    )
     verify.add_parser(commands)
     return parser
 
@@ -45,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 def _plan(args: argparse.Namespace) -> int:
     from roadbike.artifacts import ArtifactConflict
     from roadbike.plan import PlanOptions, UsageError, find_project_dir, print_plan, run_plan
+    from roadbike.report import preview_document
 
     try:
         project_dir = find_project_dir(Path.cwd())
@@ -54,34 +65,46 @@ def _plan(args: argparse.Namespace) -> int:
             config_file=args.config_file,
             out_dir=args.out,
             policy_pack_config=args.policy_pack_config,
+            against=args.against,
         )
         result = run_plan(options)
     except ConfigError as error:
-        for line in error.problems:
-            print(f"error: {line}", file=sys.stderr)
-        print("error: invalid stack config; no resource was planned", file=sys.stderr)
-        return EXIT_USAGE
+        lines = [*error.problems, "invalid stack config; no resource was planned"]
+        return _failed(args, lines, EXIT_USAGE)
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(args, [str(error)], EXIT_USAGE)
     except (PolicyPackError, ArtifactConflict) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return _failed(args, [str(error)], EXIT_FAILED)
     except OSError as error:  # writing the plan: a full disk, a read-only directory
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return _failed(args, [str(error)], EXIT_FAILED)
     if args.json:
-        summary = {
-            "stack": args.stack,
-            "outDir": str(result.out_dir),
-            "resources": len(result.run.resources),
-            "exitCode": result.exit_code,
-            **{k: result.report[k] for k in ("summary", "violations")},
-        }
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        print(json.dumps(preview_document(result), indent=4, sort_keys=True, ensure_ascii=False))
     else:
-        print_plan(result, sys.stdout)
+        print_plan(result, sys.stdout, show_diff=args.diff)
+    mandatory = int(result.report["summary"]["mandatory"])
+    if mandatory:
+        noun = "violation" if mandatory == 1 else "violations"
+        print(f"error: the policy gate failed: {mandatory} mandatory policy {noun}", file=sys.stderr)
     return result.exit_code
+
+
+def _failed(args: argparse.Namespace, lines: list[str], code: int) -> int:
+    """A plan that could not run: each line as `error:`, and with --json the same as diagnostics."""
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    if args.json:
+        diagnostics = [{"message": line, "prefix": "error: ", "severity": "error"} for line in lines]
+        print(json.dumps({"diagnostics": diagnostics}, indent=4, sort_keys=True, ensure_ascii=False))
+    return code
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("roadbike")
+    except PackageNotFoundError:  # run from a tree that is not installed (a base revision's plan)
+        return "unknown"
 
 
 def _terminated(signum: int, frame: object) -> None:

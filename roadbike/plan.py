@@ -13,8 +13,10 @@ from typing import Any, TextIO
 from components.config import PROJECT
 from roadbike import console
 from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, pack_processes, running_packs
-from roadbike.artifacts import all_artifacts, write_tree
-from roadbike.program import ProgramRun, run_program
+from roadbike.artifacts import all_artifacts, resource_artifacts, write_tree
+from roadbike.base import Base, BaseError, load_base
+from roadbike.diff import ChangeSet, artifact_diffs, change_set
+from roadbike.program import ProgramRun, RecordedResource, run_program
 from roadbike.redact import redact_run
 from roadbike.report import (
     mandatory_violations,
@@ -41,6 +43,7 @@ class PlanOptions:
     out_dir: Path | None = None
     policy_pack_config: Path | None = None
     policy_pack_dir: Path | None = None
+    against: str | None = None  # a git revision, a plan directory or a checkpoint (roadbike.base)
 
 
 @dataclass
@@ -52,6 +55,8 @@ class PlanResult:
     seconds_program: float
     seconds_policy: float
     report: dict[str, Any] = field(default_factory=dict)
+    changes: ChangeSet = field(default_factory=lambda: ChangeSet([]))
+    base: Base | None = None
 
     @property
     def exit_code(self) -> int:
@@ -103,6 +108,7 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
         policy_config = load_policy_config(options.policy_pack_config)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    base = _load_base(options, project_dir, err)
     out_dir = options.out_dir or project_dir / "out" / options.stack
     _prepare_out_dir(out_dir)
     pack_dir = (options.policy_pack_dir or project_dir / "policies").resolve()
@@ -132,16 +138,19 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
         seconds_policy = time.perf_counter() - policy_started
 
     run, policy = redact_run(run, policy)  # from here on, nothing holds a secret in clear
+    artifacts = all_artifacts(run, config)
+    changes, diffs = _changes(run, base, artifacts)
     report = report_document(policy, run)
-    write_json(out_dir / "plan.json", plan_document(run))
+    write_json(out_dir / "plan.json", plan_document(run, changes))
     write_json(out_dir / "policy" / "report.json", report)
     stack_text = stack_path.read_text(encoding="utf-8")
     write_json(out_dir / "policy" / "report.sarif", sarif_document(policy, run, display, stack_text))
     counts = Counter(r.type for r in run.resources)
     (out_dir / "policy" / "summary.md").write_text(
-        summary_markdown(policy, run, dict(counts)), encoding="utf-8"
+        summary_markdown(policy, run, dict(counts), changes, diffs, base.problems if base else []),
+        encoding="utf-8",
     )
-    write_tree(out_dir, all_artifacts(run, config))
+    write_tree(out_dir, artifacts)
     return PlanResult(
         run=run,
         policy=policy,
@@ -150,12 +159,59 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
         seconds_program=seconds_program,
         seconds_policy=seconds_policy,
         report=report,
+        changes=changes,
+        base=base,
     )
 
 
-def print_plan(result: PlanResult, out: TextIO) -> None:
+def _load_base(options: PlanOptions, project_dir: Path, err: TextIO) -> Base | None:
+    if options.against is None:
+        return None
+    _progress(f"Reading the base {options.against} of stack {options.stack}...", err)
+    try:
+        return load_base(options.against, options.stack, PROJECT, project_dir, options.config_file)
+    except BaseError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _changes(
+    run: ProgramRun, base: Base | None, artifacts: dict[str, str]
+) -> tuple[ChangeSet, dict[str, str]]:
+    """The change set against the base and the diffs of the artifacts it changes."""
+    head = plan_document(run)["resources"]
+    if base is None or base.resources is None:
+        label = base.label if base else ""
+        return change_set(None, head, run.stack_urn, base_label=label), {}
+    changes = change_set(base.resources, head, run.stack_urn, base.outputs, run.outputs, base.label)
+    head_files = resource_artifacts(run) if base.resource_artifacts_only else artifacts
+    base_files = base.artifacts
+    if base.resource_artifacts_only:
+        base_files = resource_artifacts(
+            ProgramRun(run.project, run.stack, [_recorded(r) for r in base.resources])
+        )
+    return changes, artifact_diffs(base_files, head_files)
+
+
+def _recorded(resource: dict[str, Any]) -> RecordedResource:
+    return RecordedResource(
+        urn=resource["urn"],
+        type=resource["type"],
+        name=resource["name"],
+        custom=bool(resource.get("custom")),
+        parent=str(resource.get("parent", "")),
+        dependencies=list(resource.get("dependencies") or []),
+        property_dependencies={},
+        inputs=resource.get("inputs") or {},
+    )
+
+
+def print_plan(result: PlanResult, out: TextIO, show_diff: bool = False) -> None:
     violations = result.policy.violations
-    console.print_tree(result.run, out)
-    console.print_policies(result.policy, result.run, violations, out)
-    console.print_outputs(result.run, out)
-    console.print_summary(result.run, violations, str(result.out_dir), result.seconds_total, out)
+    style = console.Style.for_stream(out)
+    console.print_base(result.base, out)
+    console.print_tree(result.run, result.changes, out, style)
+    if show_diff:
+        console.print_diff(result.changes, out, style)
+    console.print_policies(result.policy, result.run, violations, out, style)
+    console.print_outputs(result.run, result.changes, out, style)
+    console.print_summary(result.changes, violations, str(result.out_dir), result.seconds_total, out, style)
