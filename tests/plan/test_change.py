@@ -55,8 +55,11 @@ def test_an_slo_objective_shows_the_rules_and_gate_as_updated(plans: dict, tmp_p
         (RULES, "go-http-server-slo-rules"): "update",
         (GATE, "go-http-server-slo-sli-gate"): "update",
     }
-    rows = [line for line in result.stdout.splitlines() if line.startswith(" ~ ")]
+    tree = result.stdout.split("Previewing update (dev):\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rows = [line for line in tree if line.startswith(" ~ ")]
     assert len(rows) == 2 and all(row.endswith("update [diff: ~spec]") for row in rows), rows
+    # Unchanged resources are only counted: the tree holds the header, the stack, the changes' ancestors.
+    assert len(tree) == 7 and "orders-api" not in "\n".join(tree), tree
     assert "    ~ 2 to update\n    2 changes. 70 unchanged\n" in result.stdout
     summary = (out / "policy/summary.md").read_text()
     assert summary.index("### Change against") < summary.index("No policy violations.")
