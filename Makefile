@@ -15,6 +15,7 @@ ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
 .PHONY: venv plan plan-all test lint format bench tools crds engine clean
 
 $(BIN)/roadbike: pyproject.toml
+	@echo "Installing roadbike with Pulumi, its providers' SDKs and the dev tools into $(VENV) (first run: a minute or two)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -22,11 +23,21 @@ $(BIN)/roadbike: pyproject.toml
 
 venv: $(BIN)/roadbike
 
+# AGAINST=REV (a git revision, plan directory or checkpoint) shows what changes from it. make's own exit
+# status is 2 whenever a command fails: CI calls .venv/bin/roadbike itself to get 1 (violations) or 2.
 plan: venv
-	$(BIN)/roadbike plan --stack $(STACK)
+	$(BIN)/roadbike plan --stack $(STACK) $(if $(AGAINST),--against "$(AGAINST)")
 
+# Every stack file, each planned whatever the others did; the worst exit code wins.
 plan-all: venv
-	for stack in dev staging prod; do $(BIN)/roadbike plan --stack $$stack || exit $$?; done
+	@worst=0; failed=""; \
+	for file in stacks/Pulumi.*.yaml; do \
+		stack=$${file#stacks/Pulumi.}; stack=$${stack%.yaml}; \
+		$(BIN)/roadbike plan --stack "$$stack" $(if $(AGAINST),--against "$(AGAINST)"); code=$$?; \
+		if [ $$code -ne 0 ]; then failed="$$failed $$stack(exit $$code)"; [ $$code -gt $$worst ] && worst=$$code; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "plan-all: failed:$$failed" >&2; else echo "plan-all: every stack passed"; fi; \
+	exit $$worst
 
 # Reference files the tests validate against, fetched from the npm registry (not vendored).
 $(SARIF_SCHEMA):

@@ -254,7 +254,8 @@ def plan_revision(revision: str, stack: str, project_dir: Path, config_file: Pat
         if result.returncode in (0, 1) and (out / PLAN_FILE).is_file():
             return read_plan_dir(out, stack, label)
         if CONFIG_ERROR_LINE in result.stderr:
-            return Base(label, None, problems=[line for line in _error_lines(result.stderr)][:-1])
+            problems = [line for line in _error_lines(result.stderr) if f"error: {line}" != CONFIG_ERROR_LINE]
+            return Base(label, None, problems=problems)
         detail = "; ".join(_error_lines(result.stderr)[-3:]) or result.stderr.strip()[-500:]
         raise BaseError(
             f"--against {revision}: the base {commit[:7]} does not plan (exit {result.returncode}): {detail}"

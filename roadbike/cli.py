@@ -89,13 +89,30 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _failed(args: argparse.Namespace, lines: list[str], code: int) -> int:
-    """A plan that could not run: each line as `error:`, and with --json the same as diagnostics."""
+    """A plan that could not run: each line as `error:`, and with --json the same as diagnostics; an
+    existing plan directory is left holding these errors instead of the previous run's results."""
+    from roadbike.plan import record_failure
+
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
+    out_dir = _out_dir(args)
+    if out_dir is not None and record_failure(args.stack, out_dir, lines):
+        print(f"error: the errors are recorded in {out_dir}", file=sys.stderr)
     if args.json:
         diagnostics = [{"message": line, "prefix": "error: ", "severity": "error"} for line in lines]
         print(json.dumps({"diagnostics": diagnostics}, indent=4, sort_keys=True, ensure_ascii=False))
     return code
+
+
+def _out_dir(args: argparse.Namespace) -> Path | None:
+    from roadbike.plan import UsageError, find_project_dir
+
+    if args.out is not None:
+        return Path(args.out)
+    try:
+        return find_project_dir(Path.cwd()) / "out" / args.stack
+    except UsageError:
+        return None
 
 
 def _version() -> str:

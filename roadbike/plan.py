@@ -19,6 +19,7 @@ from roadbike.diff import ChangeSet, artifact_diffs, change_set
 from roadbike.program import ProgramRun, RecordedResource, run_program
 from roadbike.redact import redact_run
 from roadbike.report import (
+    failure_files,
     mandatory_violations,
     plan_document,
     report_document,
@@ -87,6 +88,22 @@ def _replace_out_dir(out_dir: Path) -> None:
             )
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
+
+
+def record_failure(stack: str, out_dir: Path, errors: list[str]) -> bool:
+    """A plan that could not run replaces the plan in `out_dir` by a record of its errors, so that no
+    earlier result survives it. Only a directory that already exists, empty or a roadbike plan, is
+    written: a refused run creates nothing, and a foreign directory is never touched."""
+    if not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / PLAN_MARKER).is_file()):
+        return False
+    try:
+        _replace_out_dir(out_dir)
+        for relative, text in failure_files(PROJECT, stack, errors).items():
+            (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+            (out_dir / relative).write_text(text, encoding="utf-8")
+    except (OSError, UsageError):
+        return False
+    return True
 
 
 def _progress(message: str, err: TextIO) -> None:

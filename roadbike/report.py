@@ -404,6 +404,47 @@ def summary_markdown(
     return "\n".join(lines)
 
 
+def failure_files(project: str, stack: str, errors: list[str]) -> dict[str, str]:
+    """What a plan that could not run leaves in its directory: the errors, in every file CI reads."""
+    notifications = [{"level": "error", "message": {"text": line}} for line in errors]
+    sarif = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": f"{project}-policy-pack", "informationUri": INFORMATION_URI}},
+                "automationDetails": {"id": f"roadbike/plan/{stack}/"},
+                "invocations": [{"executionSuccessful": False, "toolExecutionNotifications": notifications}],
+                "results": [],
+            }
+        ],
+    }
+    report = {
+        "stack": stack,
+        "errors": errors,
+        "summary": {"mandatory": 0, "advisory": 0, "passed": False},
+        "violations": [],
+        "policies": [],
+    }
+    body = "\n".join(f"error: {line}" for line in errors)
+    summary = [
+        f"## :x: roadbike plan {_code(stack)}: the plan failed",
+        "",
+        "No resource was planned and the policy gate did not run:",
+        "",
+        *_fenced(body, "text"),
+        "",
+    ]
+    return {
+        "plan.json": dump_json(
+            {"project": project, "stack": stack, "error": errors, "resources": [], "outputs": {}}
+        ),
+        "policy/report.json": dump_json(report),
+        "policy/report.sarif": dump_json(sarif),
+        "policy/summary.md": "\n".join(summary),
+    }
+
+
 def write_json(path: Path, document: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_json(document), encoding="utf-8")
