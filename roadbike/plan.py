@@ -16,6 +16,7 @@ from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config,
 from roadbike.artifacts import all_artifacts, resource_artifacts, write_tree
 from roadbike.base import Base, BaseError, load_base
 from roadbike.diff import ChangeSet, artifact_diffs, change_set
+from roadbike.locations import repository_uri
 from roadbike.program import ProgramRun, RecordedResource, run_program
 from roadbike.redact import redact_run
 from roadbike.report import (
@@ -161,7 +162,10 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     write_json(out_dir / "plan.json", plan_document(run, changes))
     write_json(out_dir / "policy" / "report.json", report)
     stack_text = stack_path.read_text(encoding="utf-8")
-    write_json(out_dir / "policy" / "report.sarif", sarif_document(policy, run, display, stack_text))
+    write_json(
+        out_dir / "policy" / "report.sarif",
+        sarif_document(policy, run, repository_uri(stack_path), stack_text),
+    )
     counts = Counter(r.type for r in run.resources)
     (out_dir / "policy" / "summary.md").write_text(
         summary_markdown(policy, run, dict(counts), changes, diffs, base.problems if base else []),

@@ -14,6 +14,7 @@ from typing import Any
 
 from roadbike.analyzer import PolicyResult, Violation
 from roadbike.diff import STACK_TYPE, SYMBOLS, ChangeSet, Step
+from roadbike.locations import key_lines, violation_line, violation_path
 from roadbike.program import ProgramRun
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -177,24 +178,10 @@ def report_document(result: PolicyResult, run: ProgramRun) -> dict[str, Any]:
     }
 
 
-def _stack_line(stack_text: str, urn: str) -> int:
-    """Line of the stack file that declares the service a resource belongs to (1 when none does)."""
-    lines = stack_text.splitlines()
-    names = re.findall(r"^\s*-\s*name:\s*['\"]?([a-z0-9-]+)", stack_text, re.M)
-    resource_name = urn.rsplit("::", 1)[-1]
-    best = ""
-    for name in names:
-        if (resource_name == name or resource_name.startswith(name + "-")) and len(name) > len(best):
-            best = name
-    if best:
-        pattern = re.compile(rf"^\s*-\s*name:\s*['\"]?{re.escape(best)}['\"]?\s*$")
-        for number, line in enumerate(lines, start=1):
-            if pattern.match(line):
-                return number
-    return 1
-
-
-def sarif_document(result: PolicyResult, run: ProgramRun, stack_file: str, stack_text: str) -> dict[str, Any]:
+def sarif_document(result: PolicyResult, run: ProgramRun, stack_uri: str, stack_text: str) -> dict[str, Any]:
+    """SARIF 2.1.0; each result at the stack file's line of the key that causes it (roadbike.locations),
+    the file named from the root of its repository."""
+    lines, config = key_lines(stack_text)
     policies = sorted(result.policies, key=lambda p: p.name)
     index = {p.name: i for i, p in enumerate(policies)}
     rules = [
@@ -221,8 +208,12 @@ def sarif_document(result: PolicyResult, run: ProgramRun, stack_file: str, stack
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": stack_file},
-                        "region": {"startLine": _stack_line(stack_text, v.urn)},
+                        "artifactLocation": {"uri": stack_uri, "uriBaseId": "%SRCROOT%"},
+                        "region": {
+                            "startLine": violation_line(
+                                lines, violation_path(v.policy, v.urn, v.detail, config)
+                            )
+                        },
                     },
                     "logicalLocations": [{"fullyQualifiedName": v.urn or run.stack_urn, "kind": "resource"}],
                 }
