@@ -212,3 +212,15 @@ def test_policy_settings_that_break_the_policy_schema_are_exit_2(tmp_path: Path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "chaos-duration-cap.maxDuration: 5 is not of type 'string'" in result.stderr
     assert not (tmp_path / "o" / "plan.json").exists()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_applyable_manifest_holds_a_redacted_value(plans: dict, stack: str) -> None:
+    """`kubectl apply -f k8s/` reads .yaml, .yml and .json: none of those may carry a `[secret]`."""
+    out, _ = plans[stack]
+    applyable = [p for p in (out / "k8s").rglob("*") if p.suffix in (".yaml", ".yml", ".json")]
+    assert applyable and [p.name for p in applyable if "[secret]" in p.read_text()] == []
+    redacted = sorted(p.name for p in (out / "k8s").rglob("*.redacted"))
+    assert redacted and all(name.startswith("secret-") for name in redacted)
+    for path in (out / "k8s").rglob("*.redacted"):
+        assert path.read_text().startswith("# Redacted by roadbike plan: every value below is [secret].")
