@@ -91,6 +91,20 @@ def _replace_out_dir(out_dir: Path) -> None:
     out_dir.mkdir(parents=True)
 
 
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+def stack_name_warnings(stack: str, stack_path: Path, display: str, environment: str) -> list[str]:
+    """A stack planned from another stack's file, or named like another environment, is named."""
+    warnings = []
+    file_stack = stack_path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    if stack_path.name.startswith("Pulumi.") and file_stack != stack:
+        warnings.append(f"stack {stack!r} is planned from {display}, the file of stack {file_stack!r}")
+    if stack in ENVIRONMENTS and stack != environment:
+        warnings.append(f"stack {stack!r} has roadbike:environment {environment!r} ({display})")
+    return warnings
+
+
 def record_failure(stack: str, out_dir: Path, errors: list[str]) -> bool:
     """A plan that could not run replaces the plan in `out_dir` by a record of its errors, so that no
     earlier result survives it. Only a directory that already exists, empty or a roadbike plan, is
@@ -122,6 +136,8 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     stack_file, config = load_stack(stack_path, display)  # ConfigError -> exit 2, before any resource
     for notice in stack_file.notices:
         _progress(f"note: {notice}", err)
+    for warning in stack_name_warnings(options.stack, stack_path, display, config.environment):
+        print(f"warning: {warning}", file=err)
     try:
         policy_config = load_policy_config(options.policy_pack_config)
     except ValueError as exc:

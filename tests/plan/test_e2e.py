@@ -224,3 +224,15 @@ def test_no_applyable_manifest_holds_a_redacted_value(plans: dict, stack: str) -
     assert redacted and all(name.startswith("secret-") for name in redacted)
     for path in (out / "k8s").rglob("*.redacted"):
         assert path.read_text().startswith("# Redacted by roadbike plan: every value below is [secret].")
+
+
+def test_a_stack_planned_from_another_stacks_file_is_named(tmp_path: Path) -> None:
+    result = roadbike(
+        "plan", "--stack", "prod", "--config-file", "stacks/Pulumi.dev.yaml", "--out", str(tmp_path / "o")
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: stack 'prod' is planned from stacks/Pulumi.dev.yaml, the file of stack 'dev'"
+        in result.stderr
+    )
+    assert "warning: stack 'prod' has roadbike:environment 'dev' (stacks/Pulumi.dev.yaml)" in result.stderr
