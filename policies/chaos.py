@@ -228,8 +228,9 @@ POLICIES: list[Policy] = [
             properties={
                 MAX_DURATION_PROPERTY: {
                     "type": "string",
+                    "pattern": GO_DURATION.pattern,
                     "default": DEFAULT_MAX_DURATION,
-                    "description": "the longest experiment allowed, as a Go duration",
+                    "description": "the longest experiment allowed, a Go duration (e.g. 10m, 1h30m)",
                 }
             }
         ),

@@ -162,7 +162,9 @@ def _check_config_schemas(info: Any, policy_config: dict[str, Any], source: str)
         error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(settings))
         if error is not None:
             where = ".".join(str(part) for part in error.absolute_path)
-            raise ValueError(f"{source}: {name}{'.' + where if where else ''}: {error.message}")
+            expected = error.schema.get("description") if error.validator == "pattern" else None
+            message = f"{error.instance!r} is not valid: {expected}" if expected else error.message
+            raise ValueError(f"{source}: {name}{'.' + where if where else ''}: {message}")
 
 
 def _struct(value: dict[str, Any]) -> struct_pb2.Struct:

@@ -57,6 +57,7 @@ def _plan(args: argparse.Namespace) -> int:
     from roadbike.plan import PlanOptions, UsageError, find_project_dir, print_plan, run_plan
     from roadbike.report import preview_document
 
+    planned_before = _is_dir(_out_dir(args))
     try:
         project_dir = find_project_dir(Path.cwd())
         options = PlanOptions(
@@ -70,13 +71,13 @@ def _plan(args: argparse.Namespace) -> int:
         result = run_plan(options)
     except ConfigError as error:
         lines = [*error.problems, "invalid stack config; no resource was planned"]
-        return _failed(args, lines, EXIT_USAGE)
+        return _failed(args, lines, EXIT_USAGE, planned_before)
     except UsageError as error:
-        return _failed(args, [str(error)], EXIT_USAGE)
+        return _failed(args, [str(error)], EXIT_USAGE, planned_before)
     except (PolicyPackError, ArtifactConflict) as error:
-        return _failed(args, [str(error)], EXIT_FAILED)
+        return _failed(args, [str(error)], EXIT_FAILED, planned_before)
     except OSError as error:  # writing the plan: a full disk, a read-only directory
-        return _failed(args, [str(error)], EXIT_FAILED)
+        return _failed(args, [str(error)], EXIT_FAILED, planned_before)
     if args.json:
         print(json.dumps(preview_document(result), indent=4, sort_keys=True, ensure_ascii=False))
     else:
@@ -88,7 +89,11 @@ def _plan(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _failed(args: argparse.Namespace, lines: list[str], code: int) -> int:
+def _is_dir(path: Path | None) -> bool:
+    return path is not None and path.is_dir()
+
+
+def _failed(args: argparse.Namespace, lines: list[str], code: int, planned_before: bool) -> int:
     """A plan that could not run: each line as `error:`, and with --json the same as diagnostics; an
     existing plan directory is left holding these errors instead of the previous run's results."""
     from roadbike.plan import record_failure
@@ -96,7 +101,8 @@ def _failed(args: argparse.Namespace, lines: list[str], code: int) -> int:
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
     out_dir = _out_dir(args)
-    if out_dir is not None and record_failure(args.stack, out_dir, lines):
+    # Only a directory that was there before this run: a refused run leaves nothing it made.
+    if planned_before and out_dir is not None and record_failure(args.stack, out_dir, lines):
         print(f"error: the errors are recorded in {out_dir}", file=sys.stderr)
     if args.json:
         diagnostics = [{"message": line, "prefix": "error: ", "severity": "error"} for line in lines]

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from components.chaos.schedules import schedule_manifest
@@ -135,8 +136,11 @@ def test_duration_cap_is_a_policy_config_property(pack: PolicyPackProcess) -> No
     short_cap = {CAP: {"enforcementLevel": "mandatory", "maxDuration": "30s"}}
     [message] = violated(analyze(pack, rendered(), short_cap), CAP)
     assert "the cap is 30s" in message
-    [bad] = violated(analyze(pack, rendered(), {CAP: {"maxDuration": "ten minutes"}}), CAP)
-    assert "maxDuration='ten minutes' is not a Go duration" in bad
+    # A cap that is no Go duration breaks the policy's config schema: refused before any analysis.
+    with pytest.raises(
+        ValueError, match=r"chaos-duration-cap\.maxDuration: 'ten minutes' is not valid: .*Go duration"
+    ):
+        analyze(pack, rendered(), {CAP: {"maxDuration": "ten minutes"}})
 
 
 # chaos-selector-scoped
