@@ -11,6 +11,8 @@ import difflib
 import json
 import os
 import shutil
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,28 @@ class Style:
     def paint(self, text: str, what: str) -> str:
         code = COLOURS.get(what)
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour and code and text else text
+
+
+class Progress:
+    """A line on standard error every few seconds while a long fleet registers: how far it got."""
+
+    def __init__(self, err: TextIO, every_seconds: float = 2.0) -> None:
+        self.err, self.every = err, every_seconds
+        self.count, self.started = 0, time.monotonic()
+        self.last = self.started
+        self.lock = threading.Lock()
+
+    def resource(self, _resource: object) -> None:
+        with self.lock:
+            self.count += 1
+            now = time.monotonic()
+            if now - self.last >= self.every:
+                self.last = now
+                print(
+                    f"    {self.count} resources registered ({now - self.started:.0f}s)",
+                    file=self.err,
+                    flush=True,
+                )
 
 
 def display_type(token: str) -> str:

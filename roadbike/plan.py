@@ -6,6 +6,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -121,6 +122,16 @@ def record_failure(stack: str, out_dir: Path, errors: list[str]) -> bool:
     return True
 
 
+def _counted(
+    submit: Callable[[RecordedResource], None], progress: console.Progress
+) -> Callable[[RecordedResource], None]:
+    def on_resource(resource: RecordedResource) -> None:
+        submit(resource)
+        progress.resource(resource)
+
+    return on_resource
+
+
 def _progress(message: str, err: TextIO) -> None:
     print(message, file=err, flush=True)
 
@@ -158,7 +169,7 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
             options.stack,
             stack_file.pulumi_config(),
             stack_file.secret_keys,
-            on_resource=session.submit,
+            on_resource=_counted(session.submit, console.Progress(err)),
         )
         seconds_program = time.perf_counter() - program_started
         _progress(
