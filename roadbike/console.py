@@ -65,11 +65,9 @@ class Progress:
             now = time.monotonic()
             if now - self.last >= self.every:
                 self.last = now
-                print(
-                    f"    {self.count} resources registered ({now - self.started:.0f}s)",
-                    file=self.err,
-                    flush=True,
-                )
+                noun = "resource" if self.count == 1 else "resources"
+                elapsed = now - self.started
+                print(f"    {self.count} {noun} registered ({elapsed:.0f}s)", file=self.err, flush=True)
 
 
 def display_type(token: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from roadbike.console import Style, display_type
+from roadbike.console import Progress, Style, display_type
 from roadbike.diff import artifact_diffs, change_set, property_changes
 
 STACK = "urn:pulumi:dev::roadbike::pulumi:pulumi:Stack::roadbike-dev"
@@ -128,3 +128,18 @@ def test_colour_on_a_terminal_unless_no_color(monkeypatch: pytest.MonkeyPatch) -
     assert Style(True).paint("+", "create") == "\x1b[32m+\x1b[0m"
     monkeypatch.setenv("NO_COLOR", "1")
     assert Style.for_stream(Terminal()).colour is False
+
+
+def test_progress_counts_the_resources_registered() -> None:
+    err = io.StringIO()
+    progress = Progress(err, every_seconds=0)
+    for _ in range(3):
+        progress.resource(None)
+    assert [line.split(" (")[0].strip() for line in err.getvalue().splitlines()] == [
+        "1 resource registered",
+        "2 resources registered",
+        "3 resources registered",
+    ]
+    quiet = io.StringIO()
+    Progress(quiet, every_seconds=3600).resource(None)
+    assert quiet.getvalue() == ""
