@@ -132,36 +132,39 @@ def test_against_a_git_revision_plans_the_committed_stack(clone: Path, tmp_path:
     assert git("worktree", "list", "--porcelain", cwd=clone).count("worktree ") == 1
 
 
-def test_a_base_with_invalid_config_is_shown_and_the_head_still_planned(clone: Path, tmp_path: Path) -> None:
-    stack = clone / "stacks/Pulumi.dev.yaml"
-    committed = stack.read_text()
-    stack.write_text(committed.replace("version: 1.4.2", "version: v1.4.2", 1))
-    git("commit", "--quiet", "-am", "bad version", cwd=clone)
-    stack.write_text(committed)
+def plan_against_a_broken_base(
+    clone: Path, relative: str, old: str, new: str, out: Path
+) -> subprocess.CompletedProcess[str]:
+    """Commit `relative` with `old` replaced by `new`, plan the file as it was against that commit."""
+    path = clone / relative
+    text = path.read_text()
+    path.write_text(text.replace(old, new, 1))
+    git("commit", "--quiet", "-am", f"break {relative}", cwd=clone)
+    path.write_text(text)
     try:
-        result = plan_in(clone, "--against", "HEAD", "--out", str(tmp_path / "plan"))
+        return plan_in(clone, "--against", "HEAD", "--out", str(out))
     finally:
         git("reset", "--quiet", "--hard", "HEAD~1", cwd=clone)
+
+
+def test_a_base_with_invalid_config_is_shown_and_the_head_still_planned(clone: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    result = plan_against_a_broken_base(
+        clone, "stacks/Pulumi.dev.yaml", "version: 1.4.2", "version: v1.4.2", out
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning: the base HEAD (" in result.stdout and "does not plan" in result.stdout
     assert "roadbike:services[0].version: 'v1.4.2' must be SemVer" in result.stdout
     assert "    + 72 to create" in result.stdout
-    assert "roadbike:services[0].version" in (tmp_path / "plan/policy/summary.md").read_text()
+    assert "roadbike:services[0].version" in (out / "policy/summary.md").read_text()
 
 
 def test_a_base_that_does_not_plan_is_exit_2(clone: Path, tmp_path: Path) -> None:
-    program = clone / "__main__.py"
-    committed = program.read_text()
-    program.write_text(committed + "\nraise SystemExit(7)\n")
-    git("commit", "--quiet", "-am", "broken program", cwd=clone)
-    program.write_text(committed)
-    try:
-        result = plan_in(clone, "--against", "HEAD", "--out", str(tmp_path / "plan"))
-    finally:
-        git("reset", "--quiet", "--hard", "HEAD~1", cwd=clone)
+    out = tmp_path / "plan"
+    result = plan_against_a_broken_base(clone, "__main__.py", "\n", "\nraise SystemExit(7)\n", out)
     assert result.returncode == 2, result.stdout + result.stderr
     assert re.search(r"error: --against HEAD: the base \w{7} does not plan \(exit 7\)", result.stderr)
-    assert not (tmp_path / "plan").exists()
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
