@@ -97,6 +97,7 @@ def _failed(args: argparse.Namespace, lines: list[str], code: int, planned_befor
     """A plan that could not run: each line as `error:`, and with --json the same as diagnostics; an
     existing plan directory is left holding these errors instead of the previous run's results."""
     from roadbike.plan import record_failure
+    from roadbike.report import diagnostic
 
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
@@ -105,7 +106,7 @@ def _failed(args: argparse.Namespace, lines: list[str], code: int, planned_befor
     if planned_before and out_dir is not None and record_failure(args.stack, out_dir, lines):
         print(f"error: the errors are recorded in {out_dir}", file=sys.stderr)
     if args.json:
-        diagnostics = [{"message": line, "prefix": "error: ", "severity": "error"} for line in lines]
+        diagnostics = [diagnostic(line) for line in lines]
         print(json.dumps({"diagnostics": diagnostics}, indent=4, sort_keys=True, ensure_ascii=False))
     return code
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -19,7 +20,7 @@ from roadbike.base import Base, BaseError, load_base
 from roadbike.diff import ChangeSet, artifact_diffs, change_set
 from roadbike.locations import repository_uri
 from roadbike.program import ProgramRun, RecordedResource, run_program
-from roadbike.redact import redact_run
+from roadbike.redact import REDACTED, redact_run
 from roadbike.report import (
     failure_files,
     mandatory_violations,
@@ -29,7 +30,7 @@ from roadbike.report import (
     summary_markdown,
     write_json,
 )
-from roadbike.stackfile import load_stack, stack_file_path
+from roadbike.stackfile import SECRET_STAND_IN, load_stack, stack_file_path
 
 PLAN_MARKER = "plan.json"
 
@@ -60,6 +61,9 @@ class PlanResult:
     report: dict[str, Any] = field(default_factory=dict)
     changes: ChangeSet = field(default_factory=lambda: ChangeSet([]))
     base: Base | None = None
+    config: dict[str, str] = field(
+        default_factory=dict
+    )  # as `pulumi preview --json` shows it: secrets blinded
 
     @property
     def exit_code(self) -> int:
@@ -209,7 +213,17 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
         report=report,
         changes=changes,
         base=base,
+        config=blinded_config(stack_file.pulumi_config()),
     )
+
+
+def blinded_config(config: dict[str, str]) -> dict[str, str]:
+    """The config with every secret stand-in `[secret]`, as the Pulumi CLI blinds it."""
+    quoted = json.dumps(SECRET_STAND_IN)
+    return {
+        key: REDACTED if value == SECRET_STAND_IN else value.replace(quoted, json.dumps(REDACTED))
+        for key, value in sorted(config.items())
+    }
 
 
 def _load_base(options: PlanOptions, project_dir: Path, err: TextIO) -> Base | None:

@@ -98,27 +98,31 @@ def _preview_step(step: Step, outputs: dict[str, Any]) -> dict[str, Any]:
         document["newState"] = _state(step.new)
     if step.old is not None:
         document["oldState"] = _state(step.old)
+    document["detailedDiff"] = detailed_diff(step) if step.changes else None
     if step.changes:
         document["diffReasons"] = step.diff_reasons
-        document["detailedDiff"] = detailed_diff(step)
     if step.replace_reasons:
         document["replaceReasons"] = step.replace_reasons
     return document
+
+
+def diagnostic(message: str, severity: str = "error") -> dict[str, str]:
+    """A diagnostic as `pulumi preview --json` writes one: the message with its severity in front."""
+    return {"message": f"{severity}: {message}\n", "severity": severity}
 
 
 def preview_document(result: Any) -> dict[str, Any]:
     """`pulumi preview --json`'s document (steps, diagnostics, duration in ns, changeSummary), with the
     policy violations as the engine's policy events and the stack's outputs on the stack's step."""
     policy, run, changes = result.policy, result.run, result.changes
-    diagnostics = [
-        {"message": note, "prefix": "warning: ", "severity": "warning"}
-        for note in (result.base.problems if result.base else [])
-    ]
+    diagnostics = [diagnostic(note, "warning") for note in (result.base.problems if result.base else [])]
     mandatory = mandatory_violations(policy)
     if mandatory:
-        message = f"the policy gate failed: {len(mandatory)} mandatory policy violations"
-        diagnostics.append({"message": message, "prefix": "error: ", "severity": "error"})
+        diagnostics.append(
+            diagnostic(f"the policy gate failed: {len(mandatory)} mandatory policy violations")
+        )
     return {
+        "config": result.config,
         "steps": [_preview_step(step, run.outputs) for step in changes.steps],
         "diagnostics": diagnostics,
         "policyEvents": [

@@ -59,6 +59,7 @@ class Preview:
     stack_file: Path
     output: str
     seconds: float
+    document: dict[str, Any] | None = None  # `pulumi preview --json` without streaming: one document
 
     def _of(self, kind: str) -> list[dict[str, Any]]:
         return [event[kind] for event in self.events if kind in event]
@@ -159,6 +160,7 @@ def real_preview(
     stack_file: Path | None = None,
     settings: dict[str, str] | None = None,
     secrets: dict[str, str] | None = None,
+    streaming: bool = True,
 ) -> Preview:
     """`pulumi preview --stack STACK --policy-pack policies` of a scratch copy of the project.
 
@@ -176,7 +178,8 @@ def real_preview(
         for key, value in values.items():
             done = _pulumi(["config", "set", "--stack", stack, "--path", *flag, key, value], project, env)
             assert done.returncode == 0, f"pulumi config set {key}: {done.stderr}"
-    env["PULUMI_ENABLE_STREAMING_JSON_PREVIEW"] = "true"
+    if streaming:
+        env["PULUMI_ENABLE_STREAMING_JSON_PREVIEW"] = "true"
     started = time.perf_counter()
     done = _pulumi(
         ["preview", "--stack", stack, "--policy-pack", "policies", "--json"],
@@ -186,6 +189,17 @@ def real_preview(
     )
     seconds = time.perf_counter() - started
     events = []
+    if not streaming:
+        document = json.loads(done.stdout)
+        return Preview(
+            stack,
+            done.returncode,
+            [],
+            project / "stacks" / f"Pulumi.{stack}.yaml",
+            done.stderr,
+            seconds,
+            document,
+        )
     for line in done.stdout.splitlines():
         try:
             events.append(json.loads(line))

@@ -121,7 +121,8 @@ def test_json_is_pulumi_preview_json(plans: dict, tmp_path: Path) -> None:
     result = roadbike("plan", "--stack", "dev", "--out", str(tmp_path / "o"), "--json")
     assert result.returncode == 0, result.stderr
     preview = json.loads(result.stdout)
-    assert set(preview) == {"steps", "diagnostics", "policyEvents", "duration", "changeSummary"}
+    assert set(preview) == {"config", "steps", "diagnostics", "policyEvents", "duration", "changeSummary"}
+    assert preview["config"]["roadbike:environment"] == "dev"
     plan = json.loads((plans["dev"][0] / "plan.json").read_text())
     # The stack counts, as in the tree's `+ 72 to create` and plan.json's change summary.
     assert (
@@ -142,8 +143,7 @@ def test_json_on_a_config_error_prints_the_errors_as_diagnostics(tmp_path: Path)
     assert result.returncode == 2
     diagnostics = json.loads(result.stdout)["diagnostics"]
     assert diagnostics[-1] == {
-        "message": "invalid stack config; no resource was planned",
-        "prefix": "error: ",
+        "message": "error: invalid stack config; no resource was planned\n",
         "severity": "error",
     }
     assert any("roadbike:environment" in d["message"] for d in diagnostics)
