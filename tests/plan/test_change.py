@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from roadbike.program import SECRET_SIG, SECRET_SIG_KEY
 from tests.helpers import REPO, roadbike, stack_raw, write_stack
 
 RULES = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
@@ -218,6 +219,12 @@ def test_against_a_checkpoint_of_the_stack(plans: dict, tmp_path: Path) -> None:
     namespace = next(r for r in document["deployment"]["resources"] if r["type"].endswith(":Namespace"))
     namespace["inputs"]["metadata"]["labels"]["team"] = "payments"
     namespace["inputs"]["metadata"]["name"] = "delivery-old"
+    # `pulumi stack export --show-secrets` writes a secret's plaintext: it must never be shown.
+    pull = next(r for r in document["deployment"]["resources"] if r["urn"].endswith("::registry-pull-secret"))
+    pull["inputs"]["stringData"][".dockerconfigjson"] = {
+        SECRET_SIG_KEY: SECRET_SIG,
+        "plaintext": '"hunter2-old"',
+    }
     (tmp_path / "dev.json").write_text(json.dumps(document))
     result = plan_against(str(tmp_path / "dev.json"), stack_raw("dev"), tmp_path, "--diff")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -228,6 +235,8 @@ def test_against_a_checkpoint_of_the_stack(plans: dict, tmp_path: Path) -> None:
     assert '+- metadata.name: "delivery-old" => "delivery-dev"' in result.stdout
     assert '- metadata.labels.team: "payments"' in result.stdout
     assert "v1:x" not in result.stdout
+    written = [p.read_text() for p in (tmp_path / "plan").rglob("*") if p.is_file()]
+    assert not any("hunter2" in text for text in [result.stdout, result.stderr, *written])
 
 
 def test_a_checkpoint_of_another_stack_is_exit_2(plans: dict, tmp_path: Path) -> None:
