@@ -141,6 +141,9 @@ class GitHubConfig(Model):
     # Exactly one stack per repository creates it and its repository-wide settings (dev, deployed first);
     # every stack adds its own tier: environment, secrets, release workflow.
     owns_repositories: bool = Field(default=True, alias="ownsRepositories")
+    # false: the stack leaves the GitHub side out (no repository, pipeline or Actions secret), e.g. to
+    # preview or deploy only the cluster side where no GitHub token or provider is at hand.
+    enabled: bool = True
 
     _owner = field_validator("owner")(lambda v: _check_github_name(v))
 
@@ -190,6 +193,11 @@ class RegistryConfig(Model):
     def _external_needs_host(self) -> RegistryConfig:
         if self.mode == "external" and not self.host:
             raise ValueError("host is required when mode is external")
+        if self.mode == "external" and self.username is not None and self.password is None:
+            raise ValueError(
+                "an external registry with a username needs its password, as a secret: "
+                f"pulumi config set --secret --path '{PROJECT}:registry.password' \"$REGISTRY_TOKEN\""
+            )
         return self
 
 

@@ -43,22 +43,24 @@ class DeliveryChain(pulumi.ComponentResource):
 
         # Only the owning stack creates the repository; the others name it (`outputs.repository`).
         self.repository: github.Repository | None = None
-        if config.github.owns_repositories:
+        self.github: GitHubPipeline | None = None
+        if config.github.enabled and config.github.owns_repositories:
             self.repository = github.Repository(
                 self.names.resource("repository"), opts=child, **repository_args(config, service)
             )
-        self.github = GitHubPipeline(
-            self.names.resource("github"),
-            config,
-            service,
-            self.repository,
-            registry_credentials=registry_credentials(registry),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        if config.github.enabled:
+            self.github = GitHubPipeline(
+                self.names.resource("github"),
+                config,
+                service,
+                self.repository,
+                registry_credentials=registry_credentials(registry),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        release_environment = [self.github.environment] if self.github else []
         self.supply_chain: ServiceSupplyChain = service_supply_chain(
-            self, config, service, registry, [self.github.environment]
+            self, config, service, registry, release_environment
         )
-        self.default_branch_ruleset = self.github.default_branch_ruleset
         self.chaos: ChaosSchedules | None = None
         if service.chaos:
             self.chaos = ChaosSchedules(
@@ -100,16 +102,19 @@ class DeliveryPlatform(pulumi.ComponentResource):
         )
         self.registry = OciRegistry("registry", config, self.namespace, pulumi.ResourceOptions(parent=self))
         # Every pulumi-github resource manages the configured owner's repositories, not the token's account.
-        self.github_provider = github.Provider(
-            "github", owner=config.github.owner, opts=pulumi.ResourceOptions(parent=self)
-        )
+        self.github_provider: github.Provider | None = None
+        if config.github.enabled:
+            self.github_provider = github.Provider(
+                "github", owner=config.github.owner, opts=pulumi.ResourceOptions(parent=self)
+            )
+        providers: list[pulumi.ProviderResource] = [self.github_provider] if self.github_provider else []
         self.chains = {
             service.name: DeliveryChain(
                 service.name,
                 config,
                 service,
                 self.namespace,
-                pulumi.ResourceOptions(parent=self, providers=[self.github_provider]),
+                pulumi.ResourceOptions(parent=self, providers=providers),
                 registry=self.registry,
             )
             for service in config.services

@@ -97,6 +97,8 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     except ValueError:
         display = str(stack_path)
     stack_file, config = load_stack(stack_path, display)  # ConfigError -> exit 2, before any resource
+    for notice in stack_file.notices:
+        _progress(f"note: {notice}", err)
     try:
         policy_config = load_policy_config(options.policy_pack_config)
     except ValueError as exc:

@@ -24,6 +24,7 @@ class StackFile:
     secret_keys: list[str] = field(default_factory=list)
     other_config: dict[str, Any] = field(default_factory=dict)
     secret_paths: list[tuple[str | int, ...]] = field(default_factory=list)  # `roadbike:` keys only
+    notices: list[str] = field(default_factory=list)  # what the plan supplied in the file's place
 
     def pulumi_config(self) -> dict[str, str]:
         """All config as the engine passes it to a program: namespaced keys, JSON text for structures."""
@@ -92,6 +93,23 @@ def read_stack_file(path: Path, display: str | None = None) -> StackFile:
     )
 
 
+def _stand_in_registry_password(stack_file: StackFile) -> None:
+    """An external registry's password is set by its operator with `pulumi config set --secret`, never
+    committed: where the file has none, the offline plan takes a secret stand-in, as for every secret."""
+    registry = stack_file.raw.get("registry")
+    if not isinstance(registry, dict) or "password" in registry:
+        return
+    if registry.get("mode") == "external" and registry.get("username") is not None:
+        stack_file.raw["registry"] = {**registry, "password": SECRET_STAND_IN}
+        stack_file.secret_paths.append(("registry", "password"))
+        stack_file.secret_keys = sorted({*stack_file.secret_keys, f"{PROJECT}:registry"})
+        stack_file.notices.append(
+            f"{stack_file.display}: {PROJECT}:registry.password is not set (its operator sets it with "
+            "`pulumi config set --secret`); the plan uses a secret stand-in"
+        )
+
+
 def load_stack(path: Path, display: str | None = None) -> tuple[StackFile, StackConfig]:
     stack_file = read_stack_file(path, display)
+    _stand_in_registry_password(stack_file)
     return stack_file, parse_stack_config(stack_file.raw, stack_file.display, stack_file.secret_paths)

@@ -17,7 +17,7 @@ import yaml
 from components.config import PROJECT, StackConfig, parse_stack_config
 from roadbike.analyzer import PolicyPackProcess, PolicyResult, analyze
 from roadbike.program import ProgramRun, RecordedResource, run_program
-from roadbike.stackfile import StackFile, read_stack_file
+from roadbike.stackfile import StackFile, load_stack
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS = sorted(
@@ -62,8 +62,9 @@ def crd_errors(manifest: dict[str, Any]) -> list[str]:
 
 
 def stack_raw(stack: str = "dev") -> dict[str, Any]:
-    """The `roadbike:*` config of a committed stack, without the namespace prefix (a deep copy to edit)."""
-    return copy.deepcopy(read_stack_file(REPO / "stacks" / f"Pulumi.{stack}.yaml").raw)
+    """The `roadbike:*` config of a committed stack as the plan reads it (secrets, the external registry's
+    password among them, as stand-ins), without the namespace prefix: a deep copy to edit."""
+    return copy.deepcopy(load_stack(REPO / "stacks" / f"Pulumi.{stack}.yaml")[0].raw)
 
 
 def parse(raw: dict[str, Any]) -> StackConfig:

@@ -100,10 +100,12 @@ class CosignKeys(pulumi.ComponentResource):
         )
         self.public_key: pulumi.Output[str] = self.key_pair.publicKey
         in_environment = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
-        for secret_name, value in (
-            (SECRET_COSIGN_PRIVATE_KEY, self.key_pair.privateKey),
-            (SECRET_COSIGN_PASSWORD, secret_password),
-        ):
+        handed_to_environment = (
+            ((SECRET_COSIGN_PRIVATE_KEY, self.key_pair.privateKey), (SECRET_COSIGN_PASSWORD, secret_password))
+            if config.github.enabled
+            else ()
+        )
+        for secret_name, value in handed_to_environment:
             github.ActionsEnvironmentSecret(
                 names.resource(f"environment-{environment}-{secret_name.lower().replace('_', '-')}"),
                 repository=service.repository,

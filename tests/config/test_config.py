@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, go_duration_seconds
-from roadbike.stackfile import SECRET_STAND_IN
-from tests.helpers import STACKS, parse, roadbike, stack_raw, write_stack
+from roadbike.stackfile import SECRET_STAND_IN, load_stack, read_stack_file
+from tests.helpers import REPO, STACKS, parse, roadbike, stack_raw, write_stack
 
 
 def problems(raw: dict[str, Any]) -> list[str]:
@@ -260,10 +260,21 @@ def test_secret_values_only_where_a_secret_is_taken(tmp_path: Path) -> None:
     assert SECRET_STAND_IN not in result.stderr + result.stdout
 
 
-def test_the_registry_password_may_be_secret(tmp_path: Path) -> None:
-    raw = stack_raw("prod")
-    assert raw["registry"]["password"] == SECRET_STAND_IN  # the committed prod stack holds it as `secure:`
-    assert parse(raw).registry.password is not None
+def test_the_registry_password_is_never_committed_and_the_plan_takes_a_secret_stand_in() -> None:
+    committed = read_stack_file(REPO / "stacks/Pulumi.prod.yaml")
+    assert "password" not in committed.raw["registry"]
+    stack_file, config = load_stack(REPO / "stacks/Pulumi.prod.yaml", "stacks/Pulumi.prod.yaml")
+    assert stack_file.raw["registry"]["password"] == SECRET_STAND_IN
+    assert ("registry", "password") in stack_file.secret_paths
+    assert config.registry.password is not None
+    assert "roadbike:registry.password is not set" in stack_file.notices[0]
+
+
+def test_an_external_registry_with_a_username_needs_its_password_under_the_engine() -> None:
+    raw = read_stack_file(REPO / "stacks/Pulumi.prod.yaml").raw  # what `pulumi up` gets before it is set
+    [line] = problems(raw)
+    assert "roadbike:registry" in line
+    assert "pulumi config set --secret --path 'roadbike:registry.password'" in line
 
 
 def test_a_bad_secret_value_is_never_echoed() -> None:

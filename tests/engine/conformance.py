@@ -1,0 +1,70 @@
+"""Holding `roadbike plan` to the real `pulumi preview` of the same stack: what must agree, as problems."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.engine.real_engine import Preview
+
+MANDATORY = ("mandatory", "remediate")
+
+
+def plan_resources(plan_dir: Path) -> dict[str, tuple[str, str]]:
+    document = json.loads((plan_dir / "plan.json").read_text())
+    return {r["urn"]: (r["type"], r["parent"]) for r in document["resources"]}
+
+
+def preview_resources(preview: Preview) -> dict[str, tuple[str, str]]:
+    return {urn: (state["type"], state.get("parent", "")) for urn, state in preview.resources().items()}
+
+
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # the engine's marker of a secret value
+
+
+def key_paths(value: Any, prefix: str = "") -> Iterator[str]:
+    """Every key path of a document, a secret (as the engine marks it) being one value."""
+    if isinstance(value, dict) and value and SECRET_SIG_KEY not in value:
+        for key, inner in value.items():
+            yield from key_paths(inner, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix
+
+
+def plan_violations(plan_dir: Path) -> set[tuple[str, str]]:
+    report = json.loads((plan_dir / "policy" / "report.json").read_text())
+    return {(v["policy"], v["urn"]) for v in report["violations"] if v["enforcementLevel"] in MANDATORY}
+
+
+def plan_not_applicable(plan_dir: Path) -> set[str]:
+    report = json.loads((plan_dir / "policy" / "report.json").read_text())
+    return {p["name"] for p in report["policies"] if p["notApplicable"]}
+
+
+def conformance_problems(preview: Preview, plan_dir: Path) -> list[str]:
+    """Every way the plan differs from the preview: resources (URN, type, parent), output keys,
+    mandatory violations (policy, URN), and the policies reported as not run during preview."""
+    problems: list[str] = []
+    planned, previewed = plan_resources(plan_dir), preview_resources(preview)
+    problems += [f"only in the plan: {urn}" for urn in sorted(set(planned) - set(previewed))]
+    problems += [f"only in the preview: {urn}" for urn in sorted(set(previewed) - set(planned))]
+    for urn in sorted(set(planned) & set(previewed)):
+        if planned[urn] != previewed[urn]:
+            problems.append(f"{urn}: plan has (type, parent) {planned[urn]}, preview {previewed[urn]}")
+    plan_outputs = json.loads((plan_dir / "plan.json").read_text())["outputs"]
+    planned_keys, previewed_keys = set(key_paths(plan_outputs)), set(key_paths(preview.outputs()))
+    problems += [f"output only in the plan: {k}" for k in sorted(planned_keys - previewed_keys)]
+    problems += [f"output only in the preview: {k}" for k in sorted(previewed_keys - planned_keys)]
+    engine_violations = {(p, urn) for p, level, urn in preview.violations() if level in MANDATORY}
+    problems += [
+        f"violation only in the plan: {v}" for v in sorted(plan_violations(plan_dir) - engine_violations)
+    ]
+    problems += [
+        f"violation only in the preview: {v}" for v in sorted(engine_violations - plan_violations(plan_dir))
+    ]
+    skipped_plan, skipped_engine = plan_not_applicable(plan_dir), preview.not_applicable()
+    problems += [f"not run only in the plan: {p}" for p in sorted(skipped_plan - skipped_engine)]
+    problems += [f"not run only in the preview: {p}" for p in sorted(skipped_engine - skipped_plan)]
+    return problems

@@ -1,0 +1,130 @@
+"""`roadbike plan` held to the real `pulumi preview --policy-pack policies` of the same stack.
+
+Both run with `roadbike:github.enabled: false`: the pulumi-github provider cannot be built from its Go
+module here (its module is not served, and it builds from a patched Terraform provider), so the GitHub
+resources are held to the engine through the plan alone (the last test).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conformance import conformance_problems
+from tests.engine.real_engine import Preview, real_preview
+from tests.helpers import REPO, roadbike
+
+CLUSTER_SIDE = {"roadbike:github.enabled": "false"}
+STAND_INS = {"prod": {"roadbike:registry.password": "stand-in-registry-token"}}
+# The stacks and fixtures the engine can preview with the providers built here (see tools/go-tools.txt).
+PREVIEWED = {
+    "prod": REPO / "stacks/Pulumi.prod.yaml",
+    "prod-chaos": REPO / "tests/fixtures/Pulumi.prod-chaos.yaml",
+}
+
+
+@pytest.fixture(scope="module")
+def previews(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Preview, Path]]:
+    """For each stack: the real preview, and roadbike plan of the very stack file the preview read."""
+    found = {}
+    for stack, stack_file in PREVIEWED.items():
+        work = tmp_path_factory.mktemp(f"engine-{stack}")
+        secrets = STAND_INS.get("prod") if "prod" in stack else None
+        preview = real_preview(stack, work / "engine", stack_file, CLUSTER_SIDE, secrets)
+        out = work / "plan"
+        result = roadbike(
+            "plan", "--stack", stack, "--config-file", str(preview.stack_file), "--out", str(out)
+        )
+        assert result.returncode in (0, 1), result.stdout + result.stderr
+        found[stack] = (preview, out)
+    return found
+
+
+def test_the_committed_prod_stack_previews_with_the_real_engine(
+    previews: dict[str, tuple[Preview, Path]],
+) -> None:
+    preview, _ = previews["prod"]
+    assert preview.returncode == 0, preview.output[-3000:]
+    assert preview.result() == "succeeded"
+    assert preview.violations() == set()
+    assert len(preview.resources()) > 20
+
+
+def test_the_prod_chaos_fixture_is_refused_by_the_engine_as_by_the_plan(
+    previews: dict[str, tuple[Preview, Path]],
+) -> None:
+    preview, out = previews["prod-chaos"]
+    assert preview.returncode != 0
+    assert {policy for policy, level, _ in preview.violations() if level == "mandatory"} == {
+        "chaos-prod-opt-in"
+    }
+    report = json.loads((out / "policy/report.json").read_text())
+    assert {v["policy"] for v in report["violations"]} == {"chaos-prod-opt-in"}
+
+
+@pytest.mark.parametrize("stack", sorted(PREVIEWED))
+def test_the_plan_agrees_with_the_real_preview(previews: dict[str, tuple[Preview, Path]], stack: str) -> None:
+    preview, out = previews[stack]
+    assert conformance_problems(preview, out) == []
+
+
+def test_a_resource_on_one_side_only_breaks_conformance(
+    previews: dict[str, tuple[Preview, Path]], tmp_path: Path
+) -> None:
+    preview, out = previews["prod"]
+    document = json.loads((out / "plan.json").read_text())
+    extra = {**document["resources"][0], "urn": document["resources"][0]["urn"] + "-extra"}
+    document["resources"].append(extra)
+    mutated = tmp_path / "plan"
+    (mutated / "policy").mkdir(parents=True)
+    (mutated / "plan.json").write_text(json.dumps(document))
+    (mutated / "policy/report.json").write_text((out / "policy/report.json").read_text())
+    assert conformance_problems(preview, mutated) == [f"only in the plan: {extra['urn']}"]
+
+
+def test_a_violation_on_one_side_only_breaks_conformance(previews: dict[str, tuple[Preview, Path]]) -> None:
+    preview, out = previews["prod"]
+    namespace = next(urn for urn in preview.resources() if "Namespace" in urn)
+    event = {
+        "policyEvent": {
+            "policyName": "namespace-pod-security-restricted",
+            "enforcementLevel": "mandatory",
+            "resourceUrn": namespace,
+        }
+    }
+    mutated = replace(preview, events=[*preview.events, event])
+    assert conformance_problems(mutated, out) == [
+        f"violation only in the preview: ('namespace-pod-security-restricted', '{namespace}')"
+    ]
+
+
+def test_the_github_side_is_held_to_the_engine_through_the_plan_alone(tmp_path: Path) -> None:
+    """With GitHub on, the plan adds exactly the GitHub side (its resources, its provider, the
+    GitHubPipeline components) to what the engine previewed."""
+    planned = {}
+    for name, settings in (("on", ""), ("off", "    enabled: false\n")):
+        text = (
+            (REPO / "stacks/Pulumi.prod.yaml")
+            .read_text()
+            .replace("  roadbike:github:\n", "  roadbike:github:\n" + settings)
+        )
+        stack_file = tmp_path / f"{name}.yaml"
+        stack_file.write_text(text)
+        out = tmp_path / name
+        assert (
+            roadbike(
+                "plan", "--stack", "prod", "--config-file", str(stack_file), "--out", str(out)
+            ).returncode
+            == 0
+        )
+        planned[name] = {
+            r["urn"]: r["type"] for r in json.loads((out / "plan.json").read_text())["resources"]
+        }
+    assert set(planned["off"]) < set(planned["on"])
+    added = {planned["on"][urn] for urn in set(planned["on"]) - set(planned["off"])}
+    assert added and all(
+        t.startswith(("github:", "pulumi:providers:github", "roadbike:github:")) for t in added
+    ), added
