@@ -185,7 +185,9 @@ def check_jsonschema(schema: str, *paths: Path) -> subprocess.CompletedProcess[s
 def go_tools_bin() -> Path:
     """The bin directory of the Go tools `make go-tools` builds (tools/build-go-tools.sh)."""
     script = REPO / "tools" / "build-go-tools.sh"
-    result = subprocess.run([str(script), "--bin-dir"], capture_output=True, text=True, check=True, timeout=30)
+    result = subprocess.run(
+        [str(script), "--bin-dir"], capture_output=True, text=True, check=True, timeout=30
+    )
     return Path(result.stdout.strip())
 
 

@@ -106,7 +106,9 @@ class WorkflowRun:
 
     def run_jobs(self, only: Sequence[str] | None = None) -> None:
         for name in self.job_order(only):
-            missing = [need for need in self.workflow["jobs"][name].get("needs", []) if need not in self.job_outputs]
+            missing = [
+                need for need in self.workflow["jobs"][name].get("needs", []) if need not in self.job_outputs
+            ]
             if missing:
                 raise HarnessError(f"job {name}: needs {missing}, which did not run")
             self.run_job(name)
@@ -121,7 +123,10 @@ class WorkflowRun:
         temp.mkdir()
         summary = workspace.parent / "step-summary.md"
         summary.touch()
-        defaults = {**self.workflow.get("defaults", {}).get("run", {}), **job.get("defaults", {}).get("run", {})}
+        defaults = {
+            **self.workflow.get("defaults", {}).get("run", {}),
+            **job.get("defaults", {}).get("run", {}),
+        }
         steps_outputs: dict[str, dict[str, str]] = {}
         base_env = {
             "PATH": os.pathsep.join([*map(str, self.path), "/usr/local/bin", "/usr/bin", "/bin"]),
@@ -140,18 +145,27 @@ class WorkflowRun:
         for key in ("GOPATH", "GOMODCACHE", "GOCACHE", "GOFLAGS", "GOPROXY", "GOSUMDB", "GOTOOLCHAIN"):
             if key in os.environ and key not in base_env:
                 base_env[key] = os.environ[key]
-        job_env = {k: self.evaluate(str(v), f"job {name}", {}) for k, v in {**self.workflow.get("env", {}), **job.get("env", {})}.items()}
+        job_env = {
+            k: self.evaluate(str(v), f"job {name}", {})
+            for k, v in {**self.workflow.get("env", {}), **job.get("env", {})}.items()
+        }
         for index, step in enumerate(job["steps"]):
             label = step.get("name") or step.get("id") or f"#{index + 1}"
             where = f"job {name}, step {label!r}"
             env = {**base_env, **job_env}
-            env.update({k: self.evaluate(str(v), where, steps_outputs) for k, v in step.get("env", {}).items()})
+            env.update(
+                {k: self.evaluate(str(v), where, steps_outputs) for k, v in step.get("env", {}).items()}
+            )
             if "uses" in step:
                 action = str(step["uses"]).split("@")[0]
                 local = self.actions.get(action)
                 if local is None:
-                    raise HarnessError(f"{where}: uses {action}, which has no local equivalent in LOCAL_ACTIONS")
-                inputs = {k: self.evaluate(str(v), where, steps_outputs) for k, v in step.get("with", {}).items()}
+                    raise HarnessError(
+                        f"{where}: uses {action}, which has no local equivalent in LOCAL_ACTIONS"
+                    )
+                inputs = {
+                    k: self.evaluate(str(v), where, steps_outputs) for k, v in step.get("with", {}).items()
+                }
                 try:
                     outputs = dict(local(Step(name, str(label), inputs, workspace, env, self)))
                 except HarnessError as error:
@@ -161,7 +175,10 @@ class WorkflowRun:
             if "id" in step:
                 steps_outputs[step["id"]] = outputs
         self.summaries[name] = summary.read_text()
-        outputs = {k: self.evaluate(str(v), f"job {name}, outputs", steps_outputs) for k, v in job.get("outputs", {}).items()}
+        outputs = {
+            k: self.evaluate(str(v), f"job {name}, outputs", steps_outputs)
+            for k, v in job.get("outputs", {}).items()
+        }
         self.job_outputs[name] = outputs
         self.seconds[name] = time.monotonic() - started
         return outputs
@@ -202,7 +219,9 @@ class WorkflowRun:
         self.logs[(job, str(step.get("name", "")))] = log
         if result.returncode == 127:
             missing = re.findall(r"(\S+): command not found", log)
-            raise HarnessError(f"{where}: needs {', '.join(missing) or 'a command'}, which is not installed:\n{log}")
+            raise HarnessError(
+                f"{where}: needs {', '.join(missing) or 'a command'}, which is not installed:\n{log}"
+            )
         if result.returncode != 0:
             raise HarnessError(f"{where}: exit {result.returncode}:\n{log}")
         return parse_outputs(output.read_text())
@@ -249,7 +268,9 @@ def setup_go(step: Step) -> dict[str, str]:
     go = shutil.which("go", path=step.env["PATH"])
     if go is None:
         raise HarnessError("go is not on PATH")
-    local = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout.strip()
+    local = subprocess.run(
+        [go, "env", "GOVERSION"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     wanted = tuple(int(p) for p in step.inputs["go-version"].split("."))
     have = tuple(int(p) for p in re.findall(r"\d+", local)[:2])
     if have < wanted[:2]:

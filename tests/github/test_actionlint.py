@@ -50,7 +50,7 @@ def test_every_generated_workflow_passes_actionlint_and_shellcheck(tmp_path: Pat
 def test_actionlint_reports_what_shellcheck_finds_in_a_run_script(tmp_path: Path) -> None:
     """The check above can fail: an unquoted expansion in one run: script is a shellcheck finding."""
     [path] = [p for p in write_workflows(tmp_path) if p.name == "ci.yml" and "go-http-server" in str(p)]
-    path.write_text(path.read_text().replace("run: go vet ./...", 'run: go vet $PACKAGES'))
+    path.write_text(path.read_text().replace("run: go vet ./...", "run: go vet $PACKAGES"))
     code, findings = actionlint(path)
     assert code == 1
     assert [f["kind"] for f in findings] == ["shellcheck"], findings

@@ -19,8 +19,13 @@ import yaml
 from components.config import StackConfig
 from components.github.ci_workflow import CI_WORKFLOW
 from components.github.files import render_files
-from components.github.release_workflow import RELEASE_BINARIES, RELEASE_TAG, RELEASE_TEST, release_workflow_path
-from components.github.steps import BINARY_TARGETS, METADATA_FILE, TOOLS
+from components.github.release_workflow import (
+    RELEASE_BINARIES,
+    RELEASE_TAG,
+    RELEASE_TEST,
+    release_workflow_path,
+)
+from components.github.steps import BINARY_TARGETS, TOOLS
 from tests.github.harness import LOCAL_ACTIONS, HarnessError, WorkflowRun, checkout, setup_go
 from tests.helpers import REPO, go_tools_bin, parse, require_go_tool, require_tool, stack_raw, vulndb
 
@@ -86,7 +91,11 @@ def release_run(tmp_path_factory: pytest.TempPathFactory) -> WorkflowRun:
 def go_version_m(binary: Path) -> dict[str, str]:
     """`go version -m`: the build settings recorded in the binary."""
     output = subprocess.run(
-        [require_tool("go"), "version", "-m", str(binary)], capture_output=True, text=True, check=True, timeout=60
+        [require_tool("go"), "version", "-m", str(binary)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     settings = {}
     for line in output.splitlines():
@@ -127,7 +136,9 @@ def check_binaries(dist: Path, version: str) -> dict[str, int]:
         assert settings["-trimpath"] == "true", settings
         assert "-ldflags" not in settings, settings  # -trimpath leaves the flags out of the build info
         content = binary.read_bytes()
-        assert version.encode() in content and COMMIT.encode() in content, f"{binary.name}: no -X version/commit"
+        assert version.encode() in content and COMMIT.encode() in content, (
+            f"{binary.name}: no -X version/commit"
+        )
         if goos == "linux":
             sections, interp = elf_sections_and_interp(binary)
             assert not interp and ".dynamic" not in sections, f"{binary.name} is dynamically linked"
@@ -226,9 +237,12 @@ def test_release_tag_test_and_binaries_jobs(release_run: WorkflowRun) -> None:
         timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert binaries["go-version"] == subprocess.run(
-        ["go", "env", "GOVERSION"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    assert (
+        binaries["go-version"]
+        == subprocess.run(
+            ["go", "env", "GOVERSION"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
 
 
 # --- the harness's own failures --------------------------------------------------------------------
@@ -239,28 +253,40 @@ def synthetic(steps: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_harness_fails_naming_job_and_step_on_an_action_without_local_equivalent(tmp_path: Path) -> None:
-    document = synthetic([{"name": "Cache", "uses": "actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830"}])
-    with pytest.raises(HarnessError, match=r"^job only, step 'Cache': uses actions/cache, which has no local"):
+    document = synthetic(
+        [{"name": "Cache", "uses": "actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830"}]
+    )
+    with pytest.raises(
+        HarnessError, match=r"^job only, step 'Cache': uses actions/cache, which has no local"
+    ):
         new_run(document, tmp_path, "refs/heads/main").run_jobs()
 
 
 def test_harness_fails_naming_job_and_step_on_a_failing_step(tmp_path: Path) -> None:
-    document = synthetic([{"name": "Fine", "run": "true"}, {"name": "Breaks", "run": "echo broken >&2\nexit 3"}])
+    document = synthetic(
+        [{"name": "Fine", "run": "true"}, {"name": "Breaks", "run": "echo broken >&2\nexit 3"}]
+    )
     with pytest.raises(HarnessError, match=r"^job only, step 'Breaks': exit 3:\nbroken"):
         new_run(document, tmp_path, "refs/heads/main").run_jobs()
 
 
 def test_harness_fails_naming_a_missing_tool(tmp_path: Path) -> None:
     document = synthetic([{"name": "Needs a tool", "run": "roadbike-no-such-tool --version"}])
-    with pytest.raises(HarnessError, match=r"step 'Needs a tool': needs roadbike-no-such-tool, which is not installed"):
+    with pytest.raises(
+        HarnessError, match=r"step 'Needs a tool': needs roadbike-no-such-tool, which is not installed"
+    ):
         new_run(document, tmp_path, "refs/heads/main").run_jobs()
 
 
 def test_harness_fails_when_setup_go_finds_no_go(tmp_path: Path) -> None:
-    document = synthetic([{"name": "Set up Go", "uses": "actions/setup-go@x", "with": {"go-version": "1.23"}}])
+    document = synthetic(
+        [{"name": "Set up Go", "uses": "actions/setup-go@x", "with": {"go-version": "1.23"}}]
+    )
     run = new_run(document, tmp_path, "refs/heads/main")
     run.path = [tmp_path]
-    with pytest.raises(HarnessError, match=r"^job only, step 'Set up Go': actions/setup-go: go is not on PATH"):
+    with pytest.raises(
+        HarnessError, match=r"^job only, step 'Set up Go': actions/setup-go: go is not on PATH"
+    ):
         run.run_jobs()
 
 
