@@ -12,7 +12,7 @@ JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build
 ENGINE_BIN = $(shell tools/build-go-tools.sh --bin-dir)
 # The generated pipeline's Go tools the tests run on examples/go-http-server (same file, same cache).
-GO_TOOLS := actionlint govulncheck golangci-lint crane
+GO_TOOLS := actionlint govulncheck golangci-lint crane cosign
 
 .PHONY: venv plan plan-all test lint format bench tools crds engine go-tools clean
 

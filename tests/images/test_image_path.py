@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from components.github.steps import COSIGN_STORAGE_FLAGS
+from components.signing.keys import generate_key_pair
 from roadbike.stack_outputs import VerifyOptions
 from roadbike.verify import verify
 from tests.helpers import REPO, require_go_tool, require_tool
@@ -111,7 +113,7 @@ def images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> dict
     }
 
 
-def verify_images(tmp_path: Path, registry: Registry, tag: str) -> dict[str, Any]:
+def verify_images(tmp_path: Path, registry: Registry, tag: str, check: str = "images") -> dict[str, Any]:
     outputs = {
         "environment": "dev",
         "namespace": "delivery-dev",
@@ -137,7 +139,7 @@ def verify_images(tmp_path: Path, registry: Registry, tag: str) -> dict[str, Any
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     out, err = io.StringIO(), io.StringIO()
-    options = VerifyOptions(outputs=path, only=("images",), ca_bundle=registry.ca_bundle, timeout=30)
+    options = VerifyOptions(outputs=path, only=(check,), ca_bundle=registry.ca_bundle, timeout=30)
     code = verify(options, out, err, as_json=True)
     [check] = json.loads(out.getvalue())["checks"]
     return {"code": code, **check}
@@ -168,3 +170,73 @@ def test_verify_images_fails_naming_the_missing_arm64_image(
     result = verify_images(tmp_path, registry, "1.4.3-amd64-only")
     assert result["code"] == 1 and result["passed"] is False, result
     assert "lacks linux/arm64" in result["message"], result["message"]
+
+
+# --- signing: the real cosign CLI with a key pair made by roadbike's own key code -------------------
+
+
+@pytest.fixture(scope="module")
+def signed(
+    registry: Registry, images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    directory = tmp_path_factory.mktemp("cosign")
+    password = "cosign-" + os.urandom(8).hex()
+    pair = generate_key_pair(password.encode())
+    other = generate_key_pair(b"another-service")
+    (directory / "cosign.pub").write_text(pair.public_key_pem)
+    (directory / "other.pub").write_text(other.public_key_pem)
+    crane = Crane(registry, directory)
+    index = f"{registry.host}/{REPOSITORY}"
+    # the tag moved to an index nobody signed
+    unsigned = crane("digest", f"{index}:1.4.3-amd64-only")
+    crane("tag", f"{index}@{unsigned}", "1.4.2-moved")
+    env = {**crane.env, "COSIGN_PASSWORD": password, "COSIGN_PRIVATE_KEY": pair.private_key_pem}
+    sign = subprocess.run(
+        [
+            require_go_tool("cosign"),
+            "sign",
+            "--yes",
+            *COSIGN_STORAGE_FLAGS.split(),
+            "--tlog-upload=false",  # no Rekor here
+            "--key",
+            "env://COSIGN_PRIVATE_KEY",
+            f"{index}@{images['index']}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert sign.returncode == 0, sign.stderr
+    assert password not in sign.stdout + sign.stderr
+    return {"env": crane.env, "dir": directory, "index": index}
+
+
+def cosign_verify(signed: dict[str, Any], key: str, reference: str) -> subprocess.CompletedProcess[str]:
+    command = [require_go_tool("cosign"), "verify", "--key", str(signed["dir"] / key)]
+    command += ["--insecure-ignore-tlog=true", "--new-bundle-format=false", reference]
+    return subprocess.run(command, env=signed["env"], capture_output=True, text=True, timeout=300)
+
+
+def test_cosign_verify_passes_with_the_stacks_public_key(
+    signed: dict[str, Any], images: dict[str, str]
+) -> None:
+    result = cosign_verify(signed, "cosign.pub", f"{signed['index']}:1.4.2")
+    assert result.returncode == 0, result.stderr
+    [claim] = json.loads(result.stdout)
+    assert claim["critical"]["image"]["docker-manifest-digest"] == images["index"]
+
+
+def test_cosign_verify_fails_with_another_services_key(signed: dict[str, Any]) -> None:
+    result = cosign_verify(signed, "other.pub", f"{signed['index']}:1.4.2")
+    assert result.returncode != 0
+    assert "no matching signatures" in result.stderr, result.stderr
+
+
+def test_verify_signatures_passes_and_fails_when_the_tag_moves_to_an_unsigned_digest(
+    tmp_path: Path, registry: Registry, signed: dict[str, Any]
+) -> None:
+    good = verify_images(tmp_path, registry, "1.4.2", check="signatures")
+    assert good["code"] == 0 and good["passed"] is True, good
+    moved = verify_images(tmp_path, registry, "1.4.2-moved", check="signatures")
+    assert moved["code"] == 1 and moved["passed"] is False, moved
