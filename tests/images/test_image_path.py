@@ -240,3 +240,4 @@ def test_verify_signatures_passes_and_fails_when_the_tag_moves_to_an_unsigned_di
     assert good["code"] == 0 and good["passed"] is True, good
     moved = verify_images(tmp_path, registry, "1.4.2-moved", check="signatures")
     assert moved["code"] == 1 and moved["passed"] is False, moved
+    assert "no cosign signature for" in moved["message"], moved["message"]
