@@ -9,8 +9,8 @@ POLICY_VENV := $(TOOLS)/policy-venv
 CRDS := $(TOOLS)/crds
 JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 # The real Pulumi engine built from Go modules (tools/go-tools.txt), cached outside the work tree.
-ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build
-ENGINE_BIN = $(shell tools/build-go-tools.sh --bin-dir)
+ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
+ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
 # The generated pipeline's Go tools the tests run on examples/go-http-server (same file, same cache).
 GO_TOOLS := actionlint govulncheck golangci-lint crane cosign
 
@@ -52,7 +52,8 @@ crds: $(CRDS)/stamp
 
 # Builds only what changed since the last build (each tool's stamp in the cache): under a second when warm.
 engine:
-	tools/build-go-tools.sh $(ENGINE_TOOLS)
+	@if [ "$(origin ENGINE_BIN)" = "command line" ]; then echo "engine: using $(ENGINE_BIN)"; \
+	else tools/build-go-tools.sh $(ENGINE_TOOLS); fi
 
 # The pipeline's Go tools, and the offline Go vulnerability database govulncheck reads (tools/vulndb pins it).
 go-tools:

@@ -114,12 +114,30 @@ def load_policy_config(path: Path | None) -> dict[str, Any]:
     return document
 
 
+def _settings(value: str | dict[str, Any]) -> dict[str, Any]:
+    return {"enforcementLevel": value} if isinstance(value, str) else dict(value)
+
+
+def expand_all(policy_config: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """`{"all": LEVEL}` sets every policy's enforcement level, as the Pulumi CLI applies it; a policy's
+    own entry overrides it."""
+    if "all" not in policy_config:
+        return policy_config
+    level = _settings(policy_config["all"]).get("enforcementLevel", "mandatory")
+    expanded: dict[str, Any] = {name: {"enforcementLevel": level} for name in sorted(known)}
+    for name, value in policy_config.items():
+        if name != "all":
+            expanded[name] = {**expanded.get(name, {}), **_settings(value)}
+    return expanded
+
+
 def _configure_request(policy_config: dict[str, Any], known: set[str], source: str) -> Any:
     request = analyzer_pb2.ConfigureAnalyzerRequest()
-    for name, value in policy_config.items():
+    for name in policy_config:
         if name not in known and name != "all":
             raise ValueError(f"{source}: {name}: no such policy in the pack")
-        settings = {"enforcementLevel": value} if isinstance(value, str) else dict(value)
+    for name, value in expand_all(policy_config, known).items():
+        settings = _settings(value)
         level = settings.pop("enforcementLevel", "mandatory")
         properties = struct_pb2.Struct()
         properties.update(settings)

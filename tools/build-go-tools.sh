@@ -70,12 +70,17 @@ PY
 kubernetes_schema_post() { rm -rf "$1/.gen"; }
 
 # Our Python language host runs programs through sdk/v3's exec script, which it
-# looks for next to its own (symlink-resolved) executable.
+# looks for next to its own (symlink-resolved) executable. Python dynamic providers
+# (the cosign key pair) are the plugin `pulumi-resource-pulumi-python`, sdk/v3's
+# launcher of `python -m pulumi.dynamic`: both come from the checksummed module.
 python_host_pre() { :; }
 python_host_post() {
 	local out=$1 wrapper=$2 sdk
 	sdk=$(cd "$wrapper" && go list -mod=readonly -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3) || return 1
 	install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$out/pulumi-language-python-exec"
+	install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$out/pulumi-resource-pulumi-python"
+	mkdir -p "${out%/*}/bin"
+	ln -sfn "../${out##*/}/pulumi-resource-pulumi-python" "${out%/*}/bin/pulumi-resource-pulumi-python"
 }
 
 # pulumi-resource-random embeds the package schema and the bridge metadata,

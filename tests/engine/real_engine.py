@@ -25,6 +25,8 @@ ENGINE_TOOLS = (
     "pulumi-language-python",
     "pulumi-resource-kubernetes",
     "pulumi-resource-docker-build",
+    "pulumi-resource-random",
+    "pulumi-resource-pulumi-python",
 )
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "policies")
 PASSPHRASE = "roadbike-test-passphrase"  # encrypts only the scratch stack's stand-in secrets
@@ -85,9 +87,9 @@ class Preview:
             for event in self._of("policyEvent")
         }
 
-    def not_applicable(self) -> set[str]:
-        """The policies the engine reports as not run (e.g. on values unknown during preview)."""
-        names: set[str] = set()
+    def not_applicable(self, not_run_marker: str) -> set[str]:
+        """The policies the engine reports as not run: not applicable, or a diagnostic that says so."""
+        names = {e["policyName"] for e in self._of("policyEvent") if not_run_marker in e.get("message", "")}
         for kind in ("policyAnalyzeSummaryEvent", "policyAnalyzeStackSummaryEvent"):
             for event in self._of(kind):
                 names |= {
