@@ -11,8 +11,10 @@ JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 # The real Pulumi engine built from Go modules (tools/go-tools.txt), cached outside the work tree.
 ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
 ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
+# The generated pipeline's Go tools the tests run on examples/go-http-server (same file, same cache).
+GO_TOOLS := actionlint govulncheck golangci-lint crane cosign
 
-.PHONY: venv plan plan-all test lint format bench tools crds engine clean
+.PHONY: venv plan plan-all test lint format bench tools crds engine go-tools clean
 
 $(BIN)/roadbike: pyproject.toml
 	@echo "Installing roadbike with Pulumi, its providers' SDKs and the dev tools into $(VENV) (first run: a minute or two)..."
@@ -64,6 +66,11 @@ engine:
 	@if [ "$(origin ENGINE_BIN)" = "command line" ]; then echo "engine: using $(ENGINE_BIN)"; \
 	else tools/build-go-tools.sh $(ENGINE_TOOLS); fi
 
+# The pipeline's Go tools, and the offline Go vulnerability database govulncheck reads (tools/vulndb pins it).
+go-tools:
+	tools/build-go-tools.sh $(GO_TOOLS)
+	cd tools/vulndb && GOFLAGS=-mod=readonly go mod download golang.org/x/vulndb
+
 tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python
 
 lint: venv
@@ -75,7 +82,7 @@ format: venv
 	$(BIN)/ruff format components policies roadbike tests bench __main__.py
 	$(BIN)/ruff check --fix components policies roadbike tests bench __main__.py
 
-test: venv tools crds engine lint
+test: venv tools crds engine go-tools lint
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
 		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) $(BIN)/pytest
 
