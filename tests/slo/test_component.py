@@ -114,8 +114,12 @@ def test_stack_outputs_list_rule_groups_and_alerts(runs: dict[str, ProgramRun]) 
     for service in config.services:
         assert services[service.name]["slo"] == slo_outputs(config, service)
     assert services["orders-api"]["slo"] == {
-        "ruleGroups": ["slo-sli-orders-api-availability", "slo-alerts-orders-api-availability"],
-        "pageAlerts": ["OrdersApiAvailabilityBurnRatePage"],
+        "ruleGroups": [
+            "slo-sli-orders-api-availability",
+            "slo-budget-orders-api-availability",
+            "slo-alerts-orders-api-availability",
+        ],
+        "pageAlerts": ["OrdersApiAvailabilityBurnRatePage", "OrdersApiAvailabilitySliVanished"],
         "ticketAlerts": ["OrdersApiAvailabilityBurnRateTicket", "OrdersApiAvailabilitySliMetricsAbsent"],
     }
     assert "prometheus" not in runs["prod"].outputs
