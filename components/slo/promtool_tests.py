@@ -34,6 +34,7 @@ from components.slo.burn_rates import (
 from components.slo.rules import (
     BUDGET_REMAINING_RECORD,
     REQUESTS_RATE_RECORD,
+    SLOTH_REMAINING_RECORD,
     SliQueries,
     absent_alert,
     alert_name,
@@ -43,6 +44,7 @@ from components.slo.rules import (
     burn_description,
     error_ratio_record,
     rule_groups,
+    rule_labels,
     rules_file_name,
     sli_queries,
     slo_labels,
@@ -345,6 +347,9 @@ class SloTestPlan:
     def labels(self) -> dict[str, str]:
         return slo_labels(self.names, self.slo)
 
+    def record_labels(self, window: str | None = None) -> dict[str, str]:
+        return rule_labels(self.names, self.slo, window)
+
     def name(self, kind: str) -> str:
         return alert_name(self.names, self.slo, kind)
 
@@ -385,7 +390,9 @@ def _phases(*pairs: tuple[int, Decimal]) -> list[Phase]:
 
 
 def _sample_test(expr: str, minute: int, labels: dict[str, str], value: float | None) -> dict[str, Any]:
-    samples = [] if value is None else [{"labels": slo_series("", labels), "value": value}]
+    """`expr` at `minute` is exactly one sample with these labels and value (none when `value` is None)."""
+    text = "{" + ",".join(Matcher(k, "=", v).render() for k, v in sorted(labels.items())) + "}"
+    samples = [] if value is None else [{"labels": text, "value": value}]
     return {"expr": expr, "eval_time": _minutes(minute), "exp_samples": samples}
 
 
@@ -430,12 +437,16 @@ def low_burn_test(plan: SloTestPlan) -> dict[str, Any]:
         "input_series": plan.inputs(_phases((STEADY_MINUTES, fraction))),
         "alert_rule_test": plan.quiet((30, STEADY_MINUTES)),
         "promql_expr_test": [
-            _sample_test(
-                f"round({slo_series(BUDGET_REMAINING_RECORD, plan.labels)}, 0.001)",
-                STEADY_MINUTES,
-                plan.labels,
-                float(remaining),
-            )
+            # ours, and Sloth's name for it, which its dashboards read
+            *(
+                _sample_test(
+                    f"round({slo_series(record, plan.labels)}, 0.001)",
+                    STEADY_MINUTES,
+                    plan.record_labels(),
+                    float(remaining),
+                )
+                for record in (BUDGET_REMAINING_RECORD, SLOTH_REMAINING_RECORD)
+            ),
         ],
     }
 
@@ -592,13 +603,13 @@ def bucket_spellings_test(plan: SloTestPlan) -> dict[str, Any] | None:
             _sample_test(
                 f"round({slo_series(error_ratio_record('1h'), plan.labels)} * 1000000)",
                 STEADY_MINUTES,
-                plan.labels,
+                plan.record_labels("1h"),
                 float(round(phase.bad_fraction * 1000000)),
             ),
             _sample_test(
                 f"round({slo_series(REQUESTS_RATE_RECORD, plan.labels)} * 1000)",
                 STEADY_MINUTES,
-                plan.labels,
+                plan.record_labels(),
                 float(round(requests_per_second * 1000)),
             ),
         ],

@@ -192,6 +192,27 @@ def slo_labels(names: ServiceNames, slo: Slo) -> dict[str, str]:
     return {"namespace": names.namespace, "service": names.service, "slo": slo.name}
 
 
+# Sloth's labels and metadata rules (slok/sloth v0.16.0, examples/_gen/getting-started.yml), so that the
+# dashboards made for Sloth's `slo:*` series find these too.
+SLOTH_SPEC = "prometheus/v1"
+
+
+SLOTH_INFO_RECORD = "sloth_slo_info"
+
+
+SLOTH_REMAINING_RECORD = "slo:period_error_budget_remaining:ratio"
+
+
+def sloth_labels(names: ServiceNames, slo: Slo) -> dict[str, str]:
+    return {"sloth_id": f"{names.service}-{slo.name}", "sloth_service": names.service, "sloth_slo": slo.name}
+
+
+def rule_labels(names: ServiceNames, slo: Slo, window: str | None = None) -> dict[str, str]:
+    """The labels of every rule of the SLO: ours, Sloth's, and Sloth's `sloth_window` on its error ratios."""
+    labels = {**slo_labels(names, slo), **sloth_labels(names, slo)}
+    return {**labels, "sloth_window": window} if window else labels
+
+
 def slo_series(record: str, labels: dict[str, str]) -> str:
     return record + "{" + ",".join(f'{k}="{labels[k]}"' for k in SLO_LABELS) + "}"
 
@@ -212,8 +233,10 @@ def _record(record: str, expr: str, labels: dict[str, str]) -> dict[str, Any]:
 def sli_rules(names: ServiceNames, slo: Slo) -> list[dict[str, Any]]:
     """Error ratios for every alert window, the 5m rates and how much of each long window holds data."""
     queries = sli_queries(names, slo)
-    labels = slo_labels(names, slo)
-    rules = [_record(error_ratio_record(w), queries.error_ratio(w), labels) for w in WINDOWS]
+    labels = rule_labels(names, slo)
+    rules = [
+        _record(error_ratio_record(w), queries.error_ratio(w), rule_labels(names, slo, w)) for w in WINDOWS
+    ]
     rules += [_record(coverage_record(w), queries.coverage(w), labels) for w in LONG_WINDOWS]
     rules += [
         _record(ERRORS_RATE_RECORD, queries.error_rate("5m"), labels),
@@ -222,19 +245,53 @@ def sli_rules(names: ServiceNames, slo: Slo) -> list[dict[str, Any]]:
     return rules
 
 
+def sloth_metadata_rules(names: ServiceNames, slo: Slo) -> list[dict[str, Any]]:
+    """Sloth's metadata rules with its names and labels: the objective, budget, period, burn rates, the
+    budget left, and the `sloth_slo_info` metric its dashboards list SLOs by."""
+    labels = rule_labels(names, slo)
+    keys = slo_series("", labels)
+    budget = decimal_text(error_budget(slo))
+    objective = decimal_text(objective_ratio(slo) * 100)
+    period_days = window_minutes(slo.period) // 1440
+    info = {**labels, "sloth_mode": "roadbike", "sloth_objective": objective, "sloth_spec": SLOTH_SPEC}
+    return [
+        _record("slo:error_budget:ratio", f"vector({budget})", labels),
+        _record("slo:time_period:days", f"vector({period_days})", labels),
+        _record(
+            "slo:current_burn_rate:ratio",
+            f"{slo_series(error_ratio_record('5m'), labels)} / {budget}",
+            labels,
+        ),
+        _record(
+            "slo:period_burn_rate:ratio",
+            f"{slo_series(error_ratio_record(slo.period), labels)}\n"
+            f"* on (namespace, service, slo) {slo_series(coverage_record(slo.period), labels)}\n"
+            f"/ {budget}",
+            labels,
+        ),
+        _record(SLOTH_REMAINING_RECORD, f"{BUDGET_REMAINING_RECORD}{keys}", labels),
+        _record(SLOTH_INFO_RECORD, "vector(1)", info),
+    ]
+
+
 def budget_rules(names: ServiceNames, slo: Slo) -> list[dict[str, Any]]:
-    """The period's error ratio and coverage from the raw counters, and the budget that is left.
+    """The period's error ratio and coverage from the raw counters, the budget that is left, and Sloth's
+    metadata.
 
     From the raw counters, not from recorded rates: the figures hold the whole period as soon as the rules
     are deployed, and survive a rename of the SLO. The remaining budget counts the errors seen against the
     budget of the requests the period would hold at the traffic seen: 1 - ratio x coverage / budget.
     """
     queries = sli_queries(names, slo)
-    labels = slo_labels(names, slo)
+    labels = rule_labels(names, slo)
     period = slo.period
     budget = decimal_text(error_budget(slo))
     return [
-        _record(error_ratio_record(period), queries.error_ratio(period, fn="increase"), labels),
+        _record(
+            error_ratio_record(period),
+            queries.error_ratio(period, fn="increase"),
+            rule_labels(names, slo, period),
+        ),
         _record(coverage_record(period), queries.coverage(period), labels),
         _record(OBJECTIVE_RECORD, f"vector({decimal_text(objective_ratio(slo))})", labels),
         _record(
@@ -244,6 +301,7 @@ def budget_rules(names: ServiceNames, slo: Slo) -> list[dict[str, Any]]:
             f"/ {budget}",
             labels,
         ),
+        *sloth_metadata_rules(names, slo),
     ]
 
 
@@ -296,7 +354,7 @@ def burn_alert(config: StackConfig, service: Service, slo: Slo, tier: BurnTier) 
     labels = slo_labels(names, slo)
     expr = (
         f"{budget_spent(slo, tier, labels)} > {decimal_text(tier.budget_share)}\n"
-        f"and\n"
+        f"and on (namespace, service, slo)\n"
         f"{slo_series(error_ratio_record(tier.short), labels)} > {decimal_text(burn_threshold(slo, tier))}"
     )
     if slo.min_events is not None:
@@ -306,7 +364,13 @@ def burn_alert(config: StackConfig, service: Service, slo: Slo, tier: BurnTier) 
     return {
         "alert": alert_name(names, slo, tier.severity),
         "expr": expr,
-        "labels": {**labels, "severity": tier.severity, "long_window": tier.long, "short_window": tier.short},
+        "labels": {
+            **rule_labels(names, slo),
+            "severity": tier.severity,
+            "sloth_severity": tier.severity,
+            "long_window": tier.long,
+            "short_window": tier.short,
+        },
         "annotations": {
             "summary": f"{service.name} {slo.name} SLO: error budget burning at {burn}x or faster",
             "description": burn_description(names, slo, tier),
@@ -322,7 +386,7 @@ def absent_alert(config: StackConfig, service: Service, slo: Slo) -> dict[str, A
         "alert": alert_name(names, slo, "absent"),
         "expr": f"absent({selector})",
         "for": ABSENT_FOR,
-        "labels": {**slo_labels(names, slo), "severity": TICKET},
+        "labels": {**rule_labels(names, slo), "severity": TICKET},
         "annotations": {
             "summary": f"{service.name} {slo.name} SLO: SLI metrics are absent",
             "description": (
@@ -345,7 +409,7 @@ def vanished_alert(config: StackConfig, service: Service, slo: Slo) -> dict[str,
         "alert": alert_name(names, slo, "vanished"),
         "expr": f"absent({selector})\nand on ()\n{slo_series(coverage_record(VANISHED_LOOKBACK), labels)} > 0",
         "for": VANISHED_FOR,
-        "labels": {**labels, "severity": PAGE},
+        "labels": {**rule_labels(names, slo), "severity": PAGE},
         "annotations": {
             "summary": f"{service.name} {slo.name} SLO: the SLI's series are gone",
             "description": (
@@ -369,7 +433,7 @@ def bucket_missing_alert(config: StackConfig, service: Service, slo: Slo) -> dic
         "alert": alert_name(names, slo, "bucket"),
         "expr": queries.bucket_missing,
         "for": ABSENT_FOR,
-        "labels": {**slo_labels(names, slo), "severity": TICKET},
+        "labels": {**rule_labels(names, slo), "severity": TICKET},
         "annotations": {
             "summary": f"{service.name} {slo.name} SLO: a histogram has no bucket at {queries.threshold}s",
             "description": bucket_missing_description(queries),

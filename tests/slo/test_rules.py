@@ -139,6 +139,11 @@ def test_ratio_sli_is_scoped_to_the_service_and_counts_missing_errors_as_zero() 
         "namespace": "delivery-dev",
         "service": "go-http-server",
         "slo": "availability",
+        # Sloth's labels, for the dashboards made for its series
+        "sloth_id": "go-http-server-availability",
+        "sloth_service": "go-http-server",
+        "sloth_slo": "availability",
+        "sloth_window": "5m",
     }
 
 
@@ -221,7 +226,7 @@ def test_page_alert_is_the_workbook_expression_over_the_data_the_window_holds() 
         f"slo:sli_error:ratio_rate1h{selector}\n"
         f"* on (namespace, service, slo) slo:sli_coverage:ratio1h{selector}\n"
         "* 60 / 43200 / 0.001 > 0.02\n"
-        f"and\nslo:sli_error:ratio_rate5m{selector} > 0.0144"
+        f"and on (namespace, service, slo)\nslo:sli_error:ratio_rate5m{selector} > 0.0144"
     )
     assert page_slow["labels"]["long_window"] == "6h" and "> 0.006" in page_slow["expr"]
     assert "* 360 / 43200 / 0.001 > 0.05\n" in page_slow["expr"]
@@ -275,7 +280,7 @@ def test_names_follow_one_scheme_for_all_services() -> None:
             assert f"{camel}{slo_.name.capitalize()}BurnRateTicket" in outputs["ticketAlerts"]
             assert f"{camel}{slo_.name.capitalize()}SliMetricsAbsent" in outputs["ticketAlerts"]
         records = {r["record"] for r in rules_of(rule_groups(config, service)) if "record" in r}
-        assert all(re.fullmatch(r"slo:[a-z_]+:[a-z_]+(rate)?[0-9a-z]*", r) for r in records)
+        assert all(re.fullmatch(r"slo:[a-z_]+:[a-z_]+(rate)?[0-9a-z]*|sloth_slo_info", r) for r in records)
 
 
 def test_outputs_are_the_groups_of_the_rules() -> None:
@@ -544,3 +549,31 @@ def test_plan_refuses_a_threshold_no_bucket_has_with_exit_2(tmp_path: Path) -> N
     )
     assert "Traceback" not in result.stderr + result.stdout
     assert not out.exists()
+
+
+def test_sloth_metadata_rules_have_sloths_names_and_labels() -> None:
+    """slok/sloth v0.16.0 examples/_gen/getting-started.yml: the meta recordings its dashboards read."""
+    config = dev()
+    [budget] = [g for g in rule_groups(config, config.services[1]) if g["name"].startswith("slo-budget-")]
+    records = {r["record"]: r for r in budget["rules"]}
+    sloth = {
+        "sloth_id": "orders-api-availability",
+        "sloth_service": "orders-api",
+        "sloth_slo": "availability",
+    }
+    for name in (
+        "slo:objective:ratio",
+        "slo:error_budget:ratio",
+        "slo:time_period:days",
+        "slo:current_burn_rate:ratio",
+        "slo:period_burn_rate:ratio",
+        "slo:period_error_budget_remaining:ratio",
+        "sloth_slo_info",
+    ):
+        assert sloth.items() <= records[name]["labels"].items(), name
+    assert records["slo:time_period:days"]["expr"] == "vector(30)"
+    assert records["slo:error_budget:ratio"]["expr"] == "vector(0.001)"
+    assert records["sloth_slo_info"]["labels"]["sloth_objective"] == "99.9"
+    assert records["slo:sli_error:ratio_rate30d"]["labels"]["sloth_window"] == "30d"
+    alerts = [r for g in rule_groups(config, config.services[1]) for r in g["rules"] if "alert" in r]
+    assert all(sloth.items() <= a["labels"].items() for a in alerts)
