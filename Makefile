@@ -11,6 +11,9 @@ JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 # The real Pulumi engine built from Go modules (tools/go-tools.txt), cached outside the work tree.
 ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
 ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
+GRAFANA := $(TOOLS)/grafana
+GRAFANA_SCHEMA_VERSION := 13.2.3
+TYPESCRIPT_VERSION := 5.9.3
 
 .PHONY: venv plan plan-all test lint format bench tools crds engine clean
 
@@ -35,6 +38,15 @@ $(SARIF_SCHEMA):
 	tar -xzf $(TOOLS)/npm/microsoft-jest-sarif-*.tgz -C $(TOOLS)/npm package/lib/schemas/sarif-2.1.0-rtm.5.json
 	cp $(TOOLS)/npm/package/lib/schemas/sarif-2.1.0-rtm.5.json $@
 
+# Grafana's own dashboard types (@grafana/schema) and the TypeScript compiler that checks a dashboard
+# against them, from the npm registry (not vendored).
+$(GRAFANA)/stamp:
+	rm -rf $(GRAFANA) && mkdir -p $(GRAFANA)/schema $(GRAFANA)/typescript
+	cd $(GRAFANA) && npm pack --silent @grafana/schema@$(GRAFANA_SCHEMA_VERSION) typescript@$(TYPESCRIPT_VERSION) >/dev/null
+	tar -xzf $(GRAFANA)/grafana-schema-$(GRAFANA_SCHEMA_VERSION).tgz -C $(GRAFANA)/schema --strip-components=1 package/dist/types/raw/dashboard/x/types.gen.d.ts
+	tar -xzf $(GRAFANA)/typescript-$(TYPESCRIPT_VERSION).tgz -C $(GRAFANA)/typescript --strip-components=1
+	touch $@
+
 # The policy pack's own environment, as the engine makes it (policies/requirements.txt only).
 $(POLICY_VENV)/bin/python: policies/requirements.txt
 	rm -rf $(POLICY_VENV)
@@ -53,7 +65,7 @@ engine:
 	@if [ "$(origin ENGINE_BIN)" = "command line" ]; then echo "engine: using $(ENGINE_BIN)"; \
 	else tools/build-go-tools.sh $(ENGINE_TOOLS); fi
 
-tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python
+tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python $(GRAFANA)/stamp
 
 lint: venv
 	$(BIN)/ruff check components policies roadbike tests bench __main__.py
@@ -66,7 +78,7 @@ format: venv
 
 test: venv tools crds engine lint
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
-		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) $(BIN)/pytest
+		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest
 
 bench: venv
 	$(BIN)/python bench/plan_bench.py
