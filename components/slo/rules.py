@@ -153,10 +153,6 @@ OBJECTIVE_RECORD = "slo:objective:ratio"
 BUDGET_REMAINING_RECORD = "slo:error_budget_remaining:ratio"
 
 
-# The period's figures read every raw sample of the period: evaluated less often than the alert windows.
-BUDGET_GROUP_INTERVAL = "2m"
-
-
 ALERT_SUFFIXES = {
     PAGE: "BurnRatePage",
     TICKET: "BurnRateTicket",
@@ -475,13 +471,7 @@ def rule_groups(config: StackConfig, service: Service) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
     for slo in service.slos:
         groups.append({"name": sli_group_name(names, slo), "rules": sli_rules(names, slo)})
-        groups.append(
-            {
-                "name": budget_group_name(names, slo),
-                "interval": BUDGET_GROUP_INTERVAL,
-                "rules": budget_rules(names, slo),
-            }
-        )
+        groups.append({"name": budget_group_name(names, slo), "rules": budget_rules(names, slo)})
         groups.append({"name": alerts_group_name(names, slo), "rules": alert_rules(config, service, slo)})
     return groups
 
