@@ -13,6 +13,9 @@ ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
 ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
 # The generated pipeline's Go tools the tests run on examples/go-http-server (same file, same cache).
 GO_TOOLS := actionlint govulncheck golangci-lint crane cosign
+GRAFANA := $(TOOLS)/grafana
+GRAFANA_SCHEMA_VERSION := 13.2.3
+TYPESCRIPT_VERSION := 5.9.3
 
 .PHONY: venv plan plan-all test lint format bench tools crds engine go-tools clean
 
@@ -48,6 +51,15 @@ $(SARIF_SCHEMA):
 	tar -xzf $(TOOLS)/npm/microsoft-jest-sarif-*.tgz -C $(TOOLS)/npm package/lib/schemas/sarif-2.1.0-rtm.5.json
 	cp $(TOOLS)/npm/package/lib/schemas/sarif-2.1.0-rtm.5.json $@
 
+# Grafana's own dashboard types (@grafana/schema) and the TypeScript compiler that checks a dashboard
+# against them, from the npm registry (not vendored).
+$(GRAFANA)/stamp:
+	rm -rf $(GRAFANA) && mkdir -p $(GRAFANA)/schema $(GRAFANA)/typescript
+	cd $(GRAFANA) && npm pack --silent @grafana/schema@$(GRAFANA_SCHEMA_VERSION) typescript@$(TYPESCRIPT_VERSION) >/dev/null
+	tar -xzf $(GRAFANA)/grafana-schema-$(GRAFANA_SCHEMA_VERSION).tgz -C $(GRAFANA)/schema --strip-components=1 package/dist/types/raw/dashboard/x/types.gen.d.ts
+	tar -xzf $(GRAFANA)/typescript-$(TYPESCRIPT_VERSION).tgz -C $(GRAFANA)/typescript --strip-components=1
+	touch $@
+
 # The policy pack's own environment, as the engine makes it (policies/requirements.txt only).
 $(POLICY_VENV)/bin/python: policies/requirements.txt
 	rm -rf $(POLICY_VENV)
@@ -71,7 +83,7 @@ go-tools:
 	tools/build-go-tools.sh $(GO_TOOLS)
 	cd tools/vulndb && GOFLAGS=-mod=readonly go mod download golang.org/x/vulndb
 
-tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python
+tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python $(GRAFANA)/stamp
 
 lint: venv
 	$(BIN)/ruff check components policies roadbike tests bench __main__.py
@@ -84,7 +96,7 @@ format: venv
 
 test: venv tools crds engine go-tools lint
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
-		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) $(BIN)/pytest
+		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest
 
 bench: venv
 	$(BIN)/python bench/plan_bench.py
