@@ -9,12 +9,18 @@ POLICY_VENV := $(TOOLS)/policy-venv
 CRDS := $(TOOLS)/crds
 JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 # The real Pulumi engine built from Go modules (tools/go-tools.txt), cached outside the work tree.
-ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build
-ENGINE_BIN = $(shell tools/build-go-tools.sh --bin-dir)
+ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
+ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
+# The generated pipeline's Go tools the tests run on examples/go-http-server (same file, same cache).
+GO_TOOLS := actionlint govulncheck golangci-lint crane cosign
+GRAFANA := $(TOOLS)/grafana
+GRAFANA_SCHEMA_VERSION := 13.2.3
+TYPESCRIPT_VERSION := 5.9.3
 
-.PHONY: venv plan plan-all test test-fast lint format bench bench-interrupts tools crds engine clean
+.PHONY: venv plan plan-all test test-fast lint format bench bench-interrupts tools crds engine go-tools clean
 
 $(BIN)/roadbike: pyproject.toml
+	@echo "Installing roadbike with Pulumi, its providers' SDKs and the dev tools into $(VENV) (first run: a minute or two)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -22,11 +28,21 @@ $(BIN)/roadbike: pyproject.toml
 
 venv: $(BIN)/roadbike
 
+# AGAINST=REV (a git revision, plan directory or checkpoint) shows what changes from it. make's own exit
+# status is 2 whenever a command fails: CI calls .venv/bin/roadbike itself to get 1 (violations) or 2.
 plan: venv
-	$(BIN)/roadbike plan --stack $(STACK)
+	$(BIN)/roadbike plan --stack $(STACK) $(if $(AGAINST),--against "$(AGAINST)")
 
+# Every stack file, each planned whatever the others did; the worst exit code wins.
 plan-all: venv
-	for stack in dev staging prod; do $(BIN)/roadbike plan --stack $$stack || exit $$?; done
+	@worst=0; failed=""; \
+	for file in stacks/Pulumi.*.yaml; do \
+		stack=$${file#stacks/Pulumi.}; stack=$${stack%.yaml}; \
+		$(BIN)/roadbike plan --stack "$$stack" $(if $(AGAINST),--against "$(AGAINST)"); code=$$?; \
+		if [ $$code -ne 0 ]; then failed="$$failed $$stack(exit $$code)"; [ $$code -gt $$worst ] && worst=$$code; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "plan-all: failed:$$failed" >&2; else echo "plan-all: every stack passed"; fi; \
+	exit $$worst
 
 # Reference files the tests validate against, fetched from the npm registry (not vendored).
 $(SARIF_SCHEMA):
@@ -34,6 +50,15 @@ $(SARIF_SCHEMA):
 	cd $(TOOLS)/npm && npm pack --silent $(JEST_SARIF) >/dev/null
 	tar -xzf $(TOOLS)/npm/microsoft-jest-sarif-*.tgz -C $(TOOLS)/npm package/lib/schemas/sarif-2.1.0-rtm.5.json
 	cp $(TOOLS)/npm/package/lib/schemas/sarif-2.1.0-rtm.5.json $@
+
+# Grafana's own dashboard types (@grafana/schema) and the TypeScript compiler that checks a dashboard
+# against them, from the npm registry (not vendored).
+$(GRAFANA)/stamp:
+	rm -rf $(GRAFANA) && mkdir -p $(GRAFANA)/schema $(GRAFANA)/typescript
+	cd $(GRAFANA) && npm pack --silent @grafana/schema@$(GRAFANA_SCHEMA_VERSION) typescript@$(TYPESCRIPT_VERSION) >/dev/null
+	tar -xzf $(GRAFANA)/grafana-schema-$(GRAFANA_SCHEMA_VERSION).tgz -C $(GRAFANA)/schema --strip-components=1 package/dist/types/raw/dashboard/x/types.gen.d.ts
+	tar -xzf $(GRAFANA)/typescript-$(TYPESCRIPT_VERSION).tgz -C $(GRAFANA)/typescript --strip-components=1
+	touch $@
 
 # The policy pack's own environment, as the engine makes it (policies/requirements.txt only).
 $(POLICY_VENV)/bin/python: policies/requirements.txt
@@ -50,9 +75,15 @@ crds: $(CRDS)/stamp
 
 # Builds only what changed since the last build (each tool's stamp in the cache): under a second when warm.
 engine:
-	tools/build-go-tools.sh $(ENGINE_TOOLS)
+	@if [ "$(origin ENGINE_BIN)" = "command line" ]; then echo "engine: using $(ENGINE_BIN)"; \
+	else tools/build-go-tools.sh $(ENGINE_TOOLS); fi
 
-tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python
+# The pipeline's Go tools, and the offline Go vulnerability database govulncheck reads (tools/vulndb pins it).
+go-tools:
+	tools/build-go-tools.sh $(GO_TOOLS)
+	cd tools/vulndb && GOFLAGS=-mod=readonly go mod download golang.org/x/vulndb
+
+tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python $(GRAFANA)/stamp
 
 lint: venv
 	$(BIN)/ruff check components policies roadbike tests bench __main__.py
@@ -63,13 +94,13 @@ format: venv
 	$(BIN)/ruff format components policies roadbike tests bench __main__.py
 	$(BIN)/ruff check --fix components policies roadbike tests bench __main__.py
 
-test: venv tools crds engine lint
+test: venv tools crds engine go-tools lint
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
-		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) $(BIN)/pytest
+		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest
 
-test-fast: venv tools crds engine
+test-fast: venv tools crds engine go-tools
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
-		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) $(BIN)/pytest -m 'not slow'
+		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest -m 'not slow'
 
 bench: venv
 	$(BIN)/python bench/plan_bench.py

@@ -483,6 +483,38 @@ class SigningConfig(Model):
     mode: Literal["keypair", "keyless", "none"] = "keypair"
 
 
+# A Prometheus duration (model.ParseDuration): units in descending order, e.g. "15d", "1w2d", "720h".
+PROMETHEUS_DURATION = re.compile(
+    r"(?=.)([0-9]{1,6}y)?([0-9]{1,6}w)?([0-9]{1,6}d)?([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?([0-9]{1,6}ms)?"
+)
+PROMETHEUS_UNIT_SECONDS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+
+
+def prometheus_duration_seconds(value: str) -> float:
+    """Seconds in a duration already checked against PROMETHEUS_DURATION."""
+    return sum(int(n) * PROMETHEUS_UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)(ms|[ywdhms])", value))
+
+
+# A latency threshold is a histogram bucket's upper bound: client libraries write buckets with a few
+# significant digits, between microseconds and a day.
+BUCKET_DIGITS = 6
+BUCKET_RANGE = (0.0001, 100000.0)
+
+
+def check_bucket_bound(value: float) -> float:
+    """A threshold a histogram bucket can have: at most 6 significant digits, 0.0001 to 100000 seconds."""
+    low, high = BUCKET_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"{value!r} is outside {low:g} to {high:g} seconds, the range of histogram buckets")
+    nearest = float(f"{value:.{BUCKET_DIGITS}g}")
+    if nearest != value:
+        raise ValueError(
+            f"{value!r} has more significant digits than a histogram bucket will have; "
+            f"the nearest bucket bound is {nearest!r}"
+        )
+    return value
+
+
 LABEL_KEY = re.compile(
     r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 )
@@ -497,8 +529,17 @@ class PrometheusConfig(Model):
     )
     url: str | None = None
     runbook_base_url: str | None = Field(default=None, alias="runbookBaseUrl")
+    # Prometheus' --storage.tsdb.retention.time: an SLO period longer than it cannot be covered.
+    retention: str | None = None
 
     _urls = field_validator("url", "runbook_base_url")(lambda v: v if v is None else check_url(v))
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 64 or not PROMETHEUS_DURATION.fullmatch(value)):
+            raise ValueError(f"{value!r} is not a Prometheus duration like 15d or 720h")
+        return value
 
     @field_validator("rule_selector_labels")
     @classmethod
@@ -604,7 +645,12 @@ class Sli(Model):
     errors: str | None = None
     total: str | None = None
     histogram: str | None = None
-    threshold_seconds: float | None = Field(default=None, alias="thresholdSeconds", gt=0, le=3600)
+    threshold_seconds: float | None = Field(default=None, alias="thresholdSeconds", gt=0)
+
+    @field_validator("threshold_seconds")
+    @classmethod
+    def _bucket_bound(cls, value: float | None) -> float | None:
+        return None if value is None else check_bucket_bound(value)
 
     @field_validator("errors", "total", "histogram")
     @classmethod
@@ -633,8 +679,11 @@ class Sli(Model):
 
 class Slo(Model):
     name: str
-    objective: float = Field(gt=0, lt=100, description="percent over the 30d window")
+    objective: float = Field(gt=0, lt=100, description="percent over the SLO period")
     sli: Sli
+    period: Literal["28d", "30d"] = "30d"
+    # A burn-rate tier fires only when its long window counted at least this many requests.
+    min_events: int | None = Field(default=None, alias="minEvents", ge=1, le=1_000_000_000)
 
     _name = field_validator("name")(lambda v: check_dns_label(v))
 

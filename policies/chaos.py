@@ -146,8 +146,9 @@ def chaos_duration_cap(args: ResourceValidationArgs, report_violation: ReportVio
     if seconds is None or seconds > cap_seconds:
         report_violation(
             f"{describe(args)} runs its {kind} for {duration!r}; the cap is {cap}: set a shorter duration "
-            f'(or raise the cap with --policy-pack-config \'{{"chaos-duration-cap": '
-            f'{{"{MAX_DURATION_PROPERTY}": "15m"}}}}\')',
+            # --policy-pack-config takes a path, as in the Pulumi CLI: the hint is two commands that work.
+            f'(or raise the cap: echo \'{{"chaos-duration-cap": {{"{MAX_DURATION_PROPERTY}": "15m"}}}}\' '
+            "> policy-config.json, then plan with --policy-pack-config policy-config.json)",
             None,
         )
 
@@ -227,8 +228,9 @@ POLICIES: list[Policy] = [
             properties={
                 MAX_DURATION_PROPERTY: {
                     "type": "string",
+                    "pattern": GO_DURATION.pattern,
                     "default": DEFAULT_MAX_DURATION,
-                    "description": "the longest experiment allowed, as a Go duration",
+                    "description": "the longest experiment allowed, a Go duration (e.g. 10m, 1h30m)",
                 }
             }
         ),

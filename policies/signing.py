@@ -114,13 +114,24 @@ def service_signing_configured(args: StackValidationArgs, report_violation: Repo
 
 
 def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every known string of the inputs. A value unknown during preview (a key pair or password that
+    does not exist yet) is passed over: the engine analyzes the resource again, with it known, at
+    `pulumi up`, so the policy still gates it there."""
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, Mapping):
         for key in value:
-            yield from _strings(value[key], f"{path}.{key}" if path else str(key))
+            try:
+                inner = value[key]
+            except UnknownValueError:
+                continue
+            yield from _strings(inner, f"{path}.{key}" if path else str(key))
     elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        for index, item in enumerate(value):
+        for index in range(len(value)):
+            try:
+                item = value[index]
+            except UnknownValueError:
+                continue
             yield from _strings(item, f"{path}[{index}]")
 
 

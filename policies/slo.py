@@ -126,6 +126,38 @@ def prometheus_rule_under_size_limit(args: ResourceValidationArgs, report_violat
         )
 
 
+RETENTION_ANNOTATION = "roadbike.dev/prometheus-retention"
+PERIOD_RECORD = re.compile(r"^slo:sli_error:ratio_rate(\d+)d$")
+DURATION_PART = re.compile(r"(\d+)(ms|[ywdhms])")
+DURATION_SECONDS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+
+
+def _duration_seconds(text: str) -> float | None:
+    if not re.fullmatch(r"(?:\d{1,6}(?:ms|[ywdhms]))+", text):
+        return None
+    return float(sum(int(n) * DURATION_SECONDS[u] for n, u in DURATION_PART.findall(text)))
+
+
+def slo_period_within_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != PROMETHEUS_RULE:
+        return
+    retention = str(get_path(args.props, "metadata", "annotations", RETENTION_ANNOTATION, default="") or "")
+    seconds = _duration_seconds(retention)
+    if seconds is None:
+        return
+    for rule in _rules(args.props):
+        match = PERIOD_RECORD.match(str(rule.get("record", "")))
+        if match and int(match.group(1)) * 86400 > seconds:
+            slo = get_path(rule, "labels", "slo", default="?")
+            service = get_path(rule, "labels", "service", default="?")
+            report_violation(
+                f"SLO {slo!r} of service {service!r} has a {match.group(1)}d period but Prometheus keeps "
+                f"{retention} of data ({RETENTION_ANNOTATION}): its error budget and remaining-budget gauge "
+                "can never cover the whole period; raise the retention or use a shorter period",
+                None,
+            )
+
+
 def _severities_by_slo(args: StackValidationArgs) -> dict[str, dict[str, set[str]]]:
     """service -> slo -> severities of its alerts, from the `service`, `slo` and `severity` rule labels."""
     found: dict[str, dict[str, set[str]]] = {}
@@ -176,6 +208,13 @@ POLICIES: list[Policy] = [
         enforcement_level=EnforcementLevel.MANDATORY,
         severity=Severity.MEDIUM,
         validate=prometheus_rule_under_size_limit,
+    ),
+    ResourceValidationPolicy(
+        name="slo-period-within-retention",
+        description="Prometheus keeps at least an SLO period of data, so that its error budget covers it.",
+        enforcement_level=EnforcementLevel.ADVISORY,
+        severity=Severity.LOW,
+        validate=slo_period_within_retention,
     ),
     StackValidationPolicy(
         name="service-has-slo-alerts",

@@ -116,12 +116,30 @@ def load_policy_config(path: Path | None) -> dict[str, Any]:
     return document
 
 
+def _settings(value: str | dict[str, Any]) -> dict[str, Any]:
+    return {"enforcementLevel": value} if isinstance(value, str) else dict(value)
+
+
+def expand_all(policy_config: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """`{"all": LEVEL}` sets every policy's enforcement level, as the Pulumi CLI applies it; a policy's
+    own entry overrides it."""
+    if "all" not in policy_config:
+        return policy_config
+    level = _settings(policy_config["all"]).get("enforcementLevel", "mandatory")
+    expanded: dict[str, Any] = {name: {"enforcementLevel": level} for name in sorted(known)}
+    for name, value in policy_config.items():
+        if name != "all":
+            expanded[name] = {**expanded.get(name, {}), **_settings(value)}
+    return expanded
+
+
 def _configure_request(policy_config: dict[str, Any], known: set[str], source: str) -> Any:
     request = analyzer_pb2.ConfigureAnalyzerRequest()
-    for name, value in policy_config.items():
+    for name in policy_config:
         if name not in known and name != "all":
             raise ValueError(f"{source}: {name}: no such policy in the pack")
-        settings = {"enforcementLevel": value} if isinstance(value, str) else dict(value)
+    for name, value in expand_all(policy_config, known).items():
+        settings = _settings(value)
         level = settings.pop("enforcementLevel", "mandatory")
         properties = struct_pb2.Struct()
         properties.update(settings)
@@ -146,7 +164,9 @@ def _check_config_schemas(info: Any, policy_config: dict[str, Any], source: str)
         error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(settings))
         if error is not None:
             where = ".".join(str(part) for part in error.absolute_path)
-            raise ValueError(f"{source}: {name}{'.' + where if where else ''}: {error.message}")
+            expected = error.schema.get("description") if error.validator == "pattern" else None
+            message = f"{error.instance!r} is not valid: {expected}" if expected else error.message
+            raise ValueError(f"{source}: {name}{'.' + where if where else ''}: {message}")
 
 
 def _struct(value: dict[str, Any]) -> struct_pb2.Struct:

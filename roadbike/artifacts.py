@@ -16,6 +16,14 @@ from roadbike.program import ProgramRun, RecordedResource
 
 REPOSITORY_FILE = "github:index/repositoryFile:RepositoryFile"
 MANIFEST_HEAD = ("apiVersion", "kind", "metadata")
+CLUSTER_SCOPE_DIR = "_cluster"  # cluster-scoped objects (a ClusterImagePolicy) belong to no namespace
+# A Secret's values are `[secret]` in the plan: applied, it would overwrite the real one. kubectl reads
+# only .json, .yaml and .yml, so `kubectl apply -f k8s/` leaves these alone.
+REDACTED_SUFFIX = ".redacted"
+REDACTED_HEADER = (
+    "# Redacted by roadbike plan: every value below is [secret]. Not for kubectl apply:\n"
+    "# pulumi up creates this Secret with its real values.\n"
+)
 
 
 def _sorted_tree(value: Any) -> Any:
@@ -42,8 +50,9 @@ def manifest_path(manifest: dict[str, Any]) -> str:
     metadata = manifest.get("metadata") or {}
     name = metadata.get("name", "unnamed")
     kind = str(manifest.get("kind", "object")).lower()
-    namespace = metadata.get("namespace") or (name if kind == "namespace" else "_cluster")
-    return f"k8s/{namespace}/{kind}-{name}.yaml"
+    namespace = metadata.get("namespace") or (name if kind == "namespace" else CLUSTER_SCOPE_DIR)
+    suffix = REDACTED_SUFFIX if kind == "secret" else ""
+    return f"k8s/{namespace}/{kind}-{name}.yaml{suffix}"
 
 
 class ArtifactConflict(Exception):
@@ -58,7 +67,9 @@ def _artifact(resource: RecordedResource) -> tuple[str, str] | None:
     """The (path, text) a resource puts in the plan, if it is an object or a repository file."""
     if is_kubernetes_object(resource):
         manifest = kubernetes_manifest(resource)
-        return manifest_path(manifest), to_yaml(manifest)
+        path = manifest_path(manifest)
+        header = REDACTED_HEADER if path.endswith(REDACTED_SUFFIX) else ""
+        return path, header + to_yaml(manifest)
     if resource.type == REPOSITORY_FILE:
         inputs = resource.inputs
         content = inputs.get("content", "")

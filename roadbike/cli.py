@@ -20,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="roadbike",
         description="The delivery chain of Go services as code: plan offline under the policy gate, verify live.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     plan = commands.add_parser(
@@ -38,7 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--policy-pack-config", type=Path, help="policy pack config JSON, as for pulumi preview"
     )
-    plan.add_argument("--json", action="store_true", help="print a JSON summary instead of the preview")
+    plan.add_argument(
+        "--against",
+        metavar="BASE",
+        help="show what changes from BASE: a git revision (its program and stack file are planned), "
+        "an earlier plan directory, or a `pulumi stack export` checkpoint of the stack",
+    )
+    plan.add_argument("--diff", action="store_true", help="show each change's old and new property values")
+    plan.add_argument(
+        "--json", action="store_true", help="print the preview as `pulumi preview --json` does, errors too"
+    )
     verify.add_parser(commands)
     return parser
 
@@ -47,7 +57,9 @@ def _plan(args: argparse.Namespace) -> int:
     from roadbike.artifacts import ArtifactConflict
     from roadbike.outdir import OutDirWriteError
     from roadbike.plan import PlanOptions, UsageError, find_project_dir, print_plan, run_plan
+    from roadbike.report import preview_document
 
+    planned_before = _is_dir(_out_dir(args))
     try:
         project_dir = find_project_dir(Path.cwd())
         options = PlanOptions(
@@ -56,30 +68,24 @@ def _plan(args: argparse.Namespace) -> int:
             config_file=args.config_file,
             out_dir=args.out,
             policy_pack_config=args.policy_pack_config,
+            against=args.against,
         )
         result = run_plan(options)
     except ConfigError as error:
-        for line in error.problems:
-            print(f"error: {line}", file=sys.stderr)
-        print("error: invalid stack config; no resource was planned", file=sys.stderr)
-        return EXIT_USAGE
+        lines = [*error.problems, "invalid stack config; no resource was planned"]
+        return _failed(args, lines, EXIT_USAGE, planned_before)
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(args, [str(error)], EXIT_USAGE, planned_before)
     except (PolicyPackError, ArtifactConflict, OutDirWriteError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _failed(args, [str(error)], EXIT_INTERNAL, planned_before)
     if args.json:
-        summary = {
-            "stack": args.stack,
-            "outDir": str(result.out_dir),
-            "resources": len(result.run.resources),
-            "exitCode": result.exit_code,
-            **{k: result.report[k] for k in ("summary", "violations")},
-        }
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        print(json.dumps(preview_document(result), indent=4, sort_keys=True, ensure_ascii=False))
     else:
-        print_plan(result, sys.stdout)
+        print_plan(result, sys.stdout, show_diff=args.diff)
+    mandatory = int(result.report["summary"]["mandatory"])
+    if mandatory:
+        noun = "violation" if mandatory == 1 else "violations"
+        print(f"error: the policy gate failed: {mandatory} mandatory policy {noun}", file=sys.stderr)
     return result.exit_code
 
 
@@ -95,6 +101,48 @@ def _internal_error(error: BaseException) -> int:
     else:
         print("error: this is a bug in roadbike; ROADBIKE_DEBUG=1 prints the traceback", file=sys.stderr)
     return EXIT_INTERNAL
+
+
+def _is_dir(path: Path | None) -> bool:
+    return path is not None and path.is_dir()
+
+
+def _failed(args: argparse.Namespace, lines: list[str], code: int, planned_before: bool) -> int:
+    """A plan that could not run: each line as `error:`, and with --json the same as diagnostics; an
+    existing plan directory is left holding these errors instead of the previous run's results."""
+    from roadbike.plan import record_failure
+    from roadbike.report import diagnostic
+
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    out_dir = _out_dir(args)
+    # Only a directory that was there before this run: a refused run leaves nothing it made.
+    if planned_before and out_dir is not None and record_failure(args.stack, out_dir, lines):
+        print(f"error: the errors are recorded in {out_dir}", file=sys.stderr)
+    if args.json:
+        diagnostics = [diagnostic(line) for line in lines]
+        print(json.dumps({"diagnostics": diagnostics}, indent=4, sort_keys=True, ensure_ascii=False))
+    return code
+
+
+def _out_dir(args: argparse.Namespace) -> Path | None:
+    from roadbike.plan import UsageError, find_project_dir
+
+    if args.out is not None:
+        return Path(args.out)
+    try:
+        return find_project_dir(Path.cwd()) / "out" / args.stack
+    except UsageError:
+        return None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("roadbike")
+    except PackageNotFoundError:  # run from a tree that is not installed (a base revision's plan)
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

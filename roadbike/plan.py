@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -13,12 +15,16 @@ from typing import Any, TextIO
 from components.config import PROJECT
 from roadbike import console
 from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, pack_processes, running_packs
-from roadbike.artifacts import ArtifactConflict, all_artifacts
-from roadbike.outdir import OutDirError, PlanDirectory
-from roadbike.program import ProgramRun, run_program
-from roadbike.redact import redact_run
+from roadbike.artifacts import ArtifactConflict, all_artifacts, resource_artifacts
+from roadbike.base import Base, BaseError, load_base
+from roadbike.diff import ChangeSet, artifact_diffs, change_set
+from roadbike.locations import repository_uri
+from roadbike.outdir import OutDirError, OutDirWriteError, PlanDirectory
+from roadbike.program import ProgramRun, RecordedResource, run_program
+from roadbike.redact import REDACTED, redact_run
 from roadbike.report import (
     dump_json,
+    failure_files,
     mandatory_violations,
     plan_document,
     report_document,
@@ -26,7 +32,7 @@ from roadbike.report import (
     summary_markdown,
 )
 from roadbike.rulecheck import check_rule_files
-from roadbike.stackfile import load_stack, stack_file_path
+from roadbike.stackfile import SECRET_STAND_IN, load_stack, stack_file_path
 
 # A Pulumi stack name, and a file name part: no '/', no '..', no leading '.' or '-'.
 STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -44,6 +50,7 @@ class PlanOptions:
     out_dir: Path | None = None
     policy_pack_config: Path | None = None
     policy_pack_dir: Path | None = None
+    against: str | None = None  # a git revision, a plan directory or a checkpoint (roadbike.base)
 
 
 @dataclass
@@ -55,6 +62,11 @@ class PlanResult:
     seconds_program: float
     seconds_policy: float
     report: dict[str, Any] = field(default_factory=dict)
+    changes: ChangeSet = field(default_factory=lambda: ChangeSet([]))
+    base: Base | None = None
+    config: dict[str, str] = field(
+        default_factory=dict
+    )  # as `pulumi preview --json` shows it: secrets blinded
 
     @property
     def exit_code(self) -> int:
@@ -77,6 +89,49 @@ def check_stack_name(stack: str) -> str:
     return stack
 
 
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+def stack_name_warnings(stack: str, stack_path: Path, display: str, environment: str) -> list[str]:
+    """A stack planned from another stack's file, or named like another environment, is named."""
+    warnings = []
+    file_stack = stack_path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    if stack_path.name.startswith("Pulumi.") and file_stack != stack:
+        warnings.append(f"stack {stack!r} is planned from {display}, the file of stack {file_stack!r}")
+    if stack in ENVIRONMENTS and stack != environment:
+        warnings.append(f"stack {stack!r} has roadbike:environment {environment!r} ({display})")
+    return warnings
+
+
+def record_failure(stack: str, out_dir: Path, errors: list[str]) -> bool:
+    """A plan that could not run replaces the plan in `out_dir` by a record of its errors, so that no
+    earlier result survives it. Only a directory that already exists, empty or a roadbike plan, is
+    written: a refused run creates nothing, and a foreign directory is never touched."""
+    try:
+        check_stack_name(stack)
+    except UsageError:
+        return False
+    if not out_dir.is_dir():
+        return False
+    try:
+        with PlanDirectory(out_dir) as directory:  # the same rules: marker, lock, written beside, swapped in
+            directory.write(failure_files(PROJECT, stack, errors))
+            directory.commit()
+    except (OSError, OutDirError, OutDirWriteError):
+        return False
+    return True
+
+
+def _counted(
+    submit: Callable[[RecordedResource], None], progress: console.Progress
+) -> Callable[[RecordedResource], None]:
+    def on_resource(resource: RecordedResource) -> None:
+        submit(resource)
+        progress.resource(resource)
+
+    return on_resource
+
+
 def _progress(message: str, err: TextIO) -> None:
     print(message, file=err, flush=True)
 
@@ -93,15 +148,18 @@ def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
     stack_file, config = load_stack(stack_path, display)  # ConfigError -> exit 2, before any resource
     for notice in stack_file.notices:
         _progress(f"note: {notice}", err)
+    for warning in stack_name_warnings(options.stack, stack_path, display, config.environment):
+        print(f"warning: {warning}", file=err)
     try:
         policy_config = load_policy_config(options.policy_pack_config)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    base = _load_base(options, project_dir, err)
     out_dir = options.out_dir or project_dir / "out" / options.stack
     try:
         with PlanDirectory(out_dir) as directory:
             return _plan_into(
-                options, directory, stack_file, config, policy_config, stack_path, display, started, err
+                options, directory, stack_file, config, policy_config, stack_path, display, started, err, base
             )
     except OutDirError as exc:
         raise UsageError(str(exc)) from None
@@ -117,6 +175,7 @@ def _plan_into(
     display: str,
     started: float,
     err: TextIO,
+    base: Base | None,
 ) -> PlanResult:
     project_dir = options.project_dir
     out_dir = directory.out_dir
@@ -133,7 +192,7 @@ def _plan_into(
             options.stack,
             stack_file.pulumi_config(),
             stack_file.secret_keys,
-            on_resource=session.submit,
+            on_resource=_counted(session.submit, console.Progress(err)),
         )
         seconds_program = time.perf_counter() - program_started
         _progress(
@@ -147,16 +206,20 @@ def _plan_into(
         seconds_policy = time.perf_counter() - policy_started
 
     run, policy = redact_run(run, policy)  # from here on, nothing holds a secret in clear
+    artifacts = all_artifacts(run, config)
+    changes, diffs = _changes(run, base, artifacts)
     report = report_document(policy, run)
     stack_text = stack_file.text
     counts = Counter(r.type for r in run.resources)
     files = {
-        "plan.json": dump_json(plan_document(run)),
+        "plan.json": dump_json(plan_document(run, changes)),
         "policy/report.json": dump_json(report),
-        "policy/report.sarif": dump_json(sarif_document(policy, run, display, stack_text)),
-        "policy/summary.md": summary_markdown(policy, run, dict(counts)),
+        "policy/report.sarif": dump_json(sarif_document(policy, run, repository_uri(stack_path), stack_text)),
+        "policy/summary.md": summary_markdown(
+            policy, run, dict(counts), changes, diffs, base.problems if base else []
+        ),
     }
-    for path, text in all_artifacts(run, config).items():
+    for path, text in artifacts.items():
         if path in files:
             raise ArtifactConflict(path, "the plan's own files", f"the {path} artifact")
         files[path] = text
@@ -173,12 +236,69 @@ def _plan_into(
         seconds_program=seconds_program,
         seconds_policy=seconds_policy,
         report=report,
+        changes=changes,
+        base=base,
+        config=blinded_config(stack_file.pulumi_config()),
     )
 
 
-def print_plan(result: PlanResult, out: TextIO) -> None:
+def blinded_config(config: dict[str, str]) -> dict[str, str]:
+    """The config with every secret stand-in `[secret]`, as the Pulumi CLI blinds it."""
+    quoted = json.dumps(SECRET_STAND_IN)
+    return {
+        key: REDACTED if value == SECRET_STAND_IN else value.replace(quoted, json.dumps(REDACTED))
+        for key, value in sorted(config.items())
+    }
+
+
+def _load_base(options: PlanOptions, project_dir: Path, err: TextIO) -> Base | None:
+    if options.against is None:
+        return None
+    _progress(f"Reading the base {options.against} of stack {options.stack}...", err)
+    try:
+        return load_base(options.against, options.stack, PROJECT, project_dir, options.config_file)
+    except BaseError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _changes(
+    run: ProgramRun, base: Base | None, artifacts: dict[str, str]
+) -> tuple[ChangeSet, dict[str, str]]:
+    """The change set against the base and the diffs of the artifacts it changes."""
+    head = plan_document(run)["resources"]
+    if base is None or base.resources is None:
+        label = base.label if base else ""
+        return change_set(None, head, run.stack_urn, base_label=label), {}
+    changes = change_set(base.resources, head, run.stack_urn, base.outputs, run.outputs, base.label)
+    head_files = resource_artifacts(run) if base.resource_artifacts_only else artifacts
+    base_files = base.artifacts
+    if base.resource_artifacts_only:
+        base_files = resource_artifacts(
+            ProgramRun(run.project, run.stack, [_recorded(r) for r in base.resources])
+        )
+    return changes, artifact_diffs(base_files, head_files)
+
+
+def _recorded(resource: dict[str, Any]) -> RecordedResource:
+    return RecordedResource(
+        urn=resource["urn"],
+        type=resource["type"],
+        name=resource["name"],
+        custom=bool(resource.get("custom")),
+        parent=str(resource.get("parent", "")),
+        dependencies=list(resource.get("dependencies") or []),
+        property_dependencies={},
+        inputs=resource.get("inputs") or {},
+    )
+
+
+def print_plan(result: PlanResult, out: TextIO, show_diff: bool = False) -> None:
     violations = result.policy.violations
-    console.print_tree(result.run, out)
-    console.print_policies(result.policy, result.run, violations, out)
-    console.print_outputs(result.run, out)
-    console.print_summary(result.run, violations, str(result.out_dir), result.seconds_total, out)
+    style = console.Style.for_stream(out)
+    console.print_base(result.base, out)
+    console.print_tree(result.run, result.changes, out, style)
+    if show_diff:
+        console.print_diff(result.changes, out, style)
+    console.print_policies(result.policy, result.run, violations, out, style)
+    console.print_outputs(result.run, result.changes, out, style)
+    console.print_summary(result.changes, violations, str(result.out_dir), result.seconds_total, out, style)

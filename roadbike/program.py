@@ -60,53 +60,22 @@ def _digest(*parts: str) -> str:
     return "sha256:" + hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
-def _random_state(args: mocks.MockResourceArgs) -> dict[str, Any]:
-    stand_in = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
-    length = int(args.inputs.get("length", 32))
-    return {"result": stand_in[:length], "bcryptHash": "$2a$10$" + stand_in[:53]}
-
-
-# Computed outputs the real providers would return, for the few types whose outputs the program reads.
-MOCK_OUTPUTS: dict[str, Callable[[mocks.MockResourceArgs], dict[str, Any]]] = {
-    "github:index/repository:Repository": lambda a: {
-        "fullName": f"mock-owner/{a.inputs.get('name', a.name)}",
-        "nodeId": f"R_{a.name}",
-        "repoId": 1,
-        "htmlUrl": f"https://github.com/mock-owner/{a.inputs.get('name', a.name)}",
-    },
-    "random:index/randomPassword:RandomPassword": _random_state,
-    "random:index/randomString:RandomString": _random_state,
-    "random:index/randomId:RandomId": lambda a: {"hex": _digest(a.name)[7:39], "b64Std": "c3RhbmQtaW4="},
-    "docker-build:index:Image": lambda a: {
-        "digest": _digest(a.typ, a.name),
-        "ref": f"{(a.inputs.get('tags') or [a.name])[0]}@{_digest(a.typ, a.name)}",
-    },
-    "pulumi-python:dynamic/roadbike:CosignKeyPair": lambda a: _cosign_key_pair_state(a),
+# The computed outputs of the types whose outputs the program reads: unknown in a first preview, since
+# the resources do not exist yet, exactly as `pulumi preview` has them (`output<string>`).
+FIRST_PREVIEW_UNKNOWNS: dict[str, tuple[str, ...]] = {
+    "github:index/repository:Repository": ("fullName", "nodeId", "repoId", "htmlUrl"),
+    "random:index/randomPassword:RandomPassword": ("result", "bcryptHash"),
+    "random:index/randomString:RandomString": ("result",),
+    "random:index/randomId:RandomId": ("hex", "b64Std"),
+    "docker-build:index:Image": ("digest", "ref"),
+    "pulumi-python:dynamic/roadbike:CosignKeyPair": ("publicKey", "privateKey", "password"),
 }
-
-
-def _secret(value: Any) -> dict[str, Any]:
-    return {SECRET_SIG_KEY: SECRET_SIG, "value": value}
-
-
-def _cosign_key_pair_state(args: mocks.MockResourceArgs) -> dict[str, Any]:
-    """A real P-256 key pair derived from the resource's name (cheap stand-in scrypt), private parts secret."""
-    from components.signing.keys import stand_in_key_pair
-
-    pair = stand_in_key_pair(f"{args.typ}/{args.name}")
-    return {
-        "publicKey": pair.public_key_pem,
-        "privateKey": _secret(pair.private_key_pem),
-        "password": _secret(args.inputs.get("password", "")),
-    }
 
 
 class PlanMocks(mocks.Mocks):
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         state = dict(args.inputs)
-        extra = MOCK_OUTPUTS.get(args.typ)
-        if extra:
-            state.update(extra(args))
+        state.update({name: rpc.UNKNOWN for name in FIRST_PREVIEW_UNKNOWNS.get(args.typ, ())})
         return f"{args.name}-id", state
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
@@ -158,9 +127,9 @@ class RecordingMonitor(mocks.MockMonitor):
 
     def _register(self, request: Any) -> Any:
         """The mock monitor's registration; for a resource whose outputs are its inputs (every type
-        without computed outputs in MOCK_OUTPUTS) the inputs are handed back as they came, sparing the
+        without computed outputs in FIRST_PREVIEW_UNKNOWNS) the inputs are handed back as they came, sparing the
         deserialize/serialize round trip that dominates a large fleet's run."""
-        if request.type == STACK_TYPE or request.type in MOCK_OUTPUTS:
+        if request.type == STACK_TYPE or request.type in FIRST_PREVIEW_UNKNOWNS:
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
         resource_id = f"{request.name}-id" if request.custom else ""
@@ -221,7 +190,7 @@ def _run_program(
     monitor = RecordingMonitor(plan_mocks, on_resource)
     try:
         settings.ROOT.set(None)
-        mocks.set_mocks(plan_mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        mocks.set_mocks(plan_mocks, project=project, stack=stack, preview=True, monitor=monitor)
         pulumi.runtime.set_all_config(config, secret_keys)
         settings.SETTINGS.rpc_manager.clear()
         settings.SETTINGS.outputs.clear()

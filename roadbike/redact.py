@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from pulumi.runtime import rpc
+
 from roadbike.analyzer import PolicyResult
 from roadbike.program import SECRET_SIG, SECRET_SIG_KEY, ProgramRun
 
 REDACTED = "[secret]"
+# How `pulumi preview` shows a value that is not known until the resource exists.
+UNKNOWN_SHOWN = "output<string>"
 
 
 def redact(value: Any) -> Any:
-    """Replace every secret-wrapped value by `[secret]`; integral floats (protobuf numbers) become ints.
+    """Replace every secret-wrapped value by `[secret]` and every value unknown at preview by
+    `output<string>`; integral floats (protobuf numbers) become ints.
 
     A secret map or list keeps its shape (`stringData: {htpasswd: "[secret]"}`), so a redacted object still
     reads, and validates, as the kind of object it is.
@@ -25,6 +30,8 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if value == rpc.UNKNOWN:
+        return UNKNOWN_SHOWN
     return value
 
 

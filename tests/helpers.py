@@ -134,10 +134,12 @@ def require_tool(name: str) -> str:
     return path
 
 
-def roadbike(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def roadbike(
+    *args: str, cwd: Path = REPO, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).parent / "roadbike"), *args]
     return subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ}
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
 
 
@@ -190,3 +192,35 @@ def check_jsonschema(schema: str, *paths: Path) -> subprocess.CompletedProcess[s
         text=True,
         timeout=120,
     )
+
+
+def go_tools_bin() -> Path:
+    """The bin directory of the Go tools `make go-tools` builds (tools/build-go-tools.sh)."""
+    script = REPO / "tools" / "build-go-tools.sh"
+    result = subprocess.run(
+        [str(script), "--bin-dir"], capture_output=True, text=True, check=True, timeout=30
+    )
+    return Path(result.stdout.strip())
+
+
+def require_go_tool(name: str) -> str:
+    """A Go tool of tools/go-tools.txt; a missing one fails naming the make target that builds it."""
+    path = go_tools_bin() / name
+    if not os.access(path, os.X_OK):
+        raise AssertionError(f"{name} is not built: run `make go-tools` (tools/build-go-tools.sh {name})")
+    return str(path)
+
+
+def vulndb() -> Path:
+    """The offline Go vulnerability database pinned by tools/vulndb/go.mod (`make go-tools` downloads it)."""
+    result = subprocess.run(
+        ["go", "mod", "download", "-json", "golang.org/x/vulndb"],
+        cwd=REPO / "tools" / "vulndb",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "GOFLAGS": "-mod=readonly"},
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"the vulnerability database is not there: run `make go-tools`\n{result.stderr}")
+    return Path(json.loads(result.stdout)["Dir"]) / "data" / "osv"

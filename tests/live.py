@@ -315,8 +315,11 @@ def _rules_evaluated(url: str, expected_groups: int) -> bool:
 
 
 @contextlib.contextmanager
-def prometheus_server(directory: Path, rule_files: Sequence[Path]) -> Iterator[Prometheus]:
-    """The Debian `prometheus` evaluating `rule_files` every second; ready once every rule is healthy."""
+def prometheus_server(
+    directory: Path, rule_files: Sequence[Path], scrape_configs: Sequence[dict[str, Any]] = ()
+) -> Iterator[Prometheus]:
+    """The Debian `prometheus` evaluating `rule_files` every second (and scraping `scrape_configs`, on
+    127.0.0.1 only); ready once every rule is healthy."""
     binary = require_tool("prometheus")
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "prometheus.yml"
@@ -325,6 +328,7 @@ def prometheus_server(directory: Path, rule_files: Sequence[Path]) -> Iterator[P
             {
                 "global": {"evaluation_interval": "1s", "scrape_interval": "15s"},
                 "rule_files": [str(path) for path in rule_files],
+                "scrape_configs": list(scrape_configs),
             }
         )
     )

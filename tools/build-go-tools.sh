@@ -70,12 +70,48 @@ PY
 kubernetes_schema_post() { rm -rf "$1/.gen"; }
 
 # Our Python language host runs programs through sdk/v3's exec script, which it
-# looks for next to its own (symlink-resolved) executable.
+# looks for next to its own (symlink-resolved) executable. Python dynamic providers
+# (the cosign key pair) are the plugin `pulumi-resource-pulumi-python`, sdk/v3's
+# launcher of `python -m pulumi.dynamic`: both come from the checksummed module.
 python_host_pre() { :; }
 python_host_post() {
 	local out=$1 wrapper=$2 sdk
 	sdk=$(cd "$wrapper" && go list -mod=readonly -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3) || return 1
 	install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$out/pulumi-language-python-exec"
+	install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$out/pulumi-resource-pulumi-python"
+	mkdir -p "${out%/*}/bin"
+	ln -sfn "../${out##*/}/pulumi-resource-pulumi-python" "${out%/*}/bin/pulumi-resource-pulumi-python"
+}
+
+# pulumi-resource-random embeds the package schema and the bridge metadata,
+# which pulumi-tfgen-random (same wrapper module) generates from the Terraform
+# provider's schema; upstream commits them, we generate them at build time. Build
+# tfgen with the same version, run it (docs and examples skipped: they need the
+# Terraform repository's docs and the HCL converter plugin), and hand both
+# files to `go build` with -overlay, so nothing is written into the work tree.
+random_schema_pre() {
+	local out=$1 wrapper=$2 version=$4 gen cmd=$2/cmd/pulumi-resource-random
+	gen="$out/.gen"
+	rm -rf "$gen"
+	mkdir -p "$gen"
+	(cd "$wrapper" && CGO_ENABLED=0 go build -mod=readonly -trimpath \
+		-ldflags "-s -w -X roadbike.example/tools/random/provider.Version=$version" \
+		-o "$gen/pulumi-tfgen-random" roadbike.example/tools/random/cmd/pulumi-tfgen-random) || return 1
+	(cd "$gen" && ./pulumi-tfgen-random schema --out "$gen" --skip-docs --skip-examples --logtostderr) || return 1
+	[[ -s $gen/schema.json && -s $gen/bridge-metadata.json ]] || { echo "tfgen wrote no schema.json/bridge-metadata.json" >&2; return 1; }
+	python3 - "$gen" "$cmd" <<'PY' || return 1
+import json, sys
+gen, cmd = sys.argv[1:3]
+overlay = {"Replace": {f"{cmd}/{f}": f"{gen}/{f}" for f in ("schema.json", "bridge-metadata.json")}}
+with open(f"{gen}/overlay.json", "w") as f:
+    json.dump(overlay, f)
+PY
+	extra+=("-overlay=$gen/overlay.json")
+}
+# Keep the generated schema next to the binary; drop the tfgen binary.
+random_schema_post() {
+	local out=$1
+	cp "$out/.gen/schema.json" "$out/schema.json" && rm -rf "$out/.gen"
 }
 
 # --- the list ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The Argo Rollouts AnalysisTemplate of a service's SLI gate: each SLO's error ratio on the canary."""
+"""The Argo Rollouts AnalysisTemplate of a service's SLI gate: each SLO's good-request ratio on the canary."""
 
 from __future__ import annotations
 
@@ -44,13 +44,11 @@ def gate_metric(names: ServiceNames, slo: Slo) -> dict[str, Any]:
         good=_canary_scope(queries.good) if queries.good else None,
     )
     objective = decimal_text(objective_ratio(slo))
-    if canary.good is not None:  # latency: the objective's quantile must stay under the threshold
-        buckets = canary.good.without_label("le").render()
-        query = f"histogram_quantile({objective}, sum by (le) (rate({buckets}[5m])))"
-        conditions = _gate_conditions(f"<= {queries.threshold}", f"> {queries.threshold}")
-    else:  # ratio: the success ratio must meet the objective
-        query = f"1 - (\n{canary.error_ratio('5m')}\n)"
-        conditions = _gate_conditions(f">= {objective}", f"< {objective}")
+    # The share of good (or fast) requests must meet the objective: for latency the same fraction of
+    # requests within the threshold's bucket as the SLI, whatever the bucket's spelling, never a quantile
+    # interpolated across pods whose buckets differ.
+    query = f"1 - (\n{canary.error_ratio('5m')}\n)"
+    conditions = _gate_conditions(f">= {objective}", f"< {objective}")
     return {
         "name": slo.name,
         "interval": "1m",

@@ -10,10 +10,7 @@ from decimal import Decimal
 
 from components.config import Slo
 
-PERIOD = "30d"
-
-
-PERIOD_HOURS = 720
+PERIODS = ("28d", "30d")
 
 
 PAGE = "page"
@@ -25,34 +22,53 @@ TICKET = "ticket"
 ABSENT_FOR = "10m"
 
 
-# The windows the alerts read, shortest first; the 5m rates also feed the 30-day error budget.
+# How long the SLI's series must be gone, having existed within VANISHED_LOOKBACK, before it pages.
+VANISHED_FOR = "5m"
+
+
+VANISHED_LOOKBACK = "1d"
+
+
+# The windows the alerts read, shortest first.
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
 WINDOW_MINUTES = {"m": 1, "h": 60, "d": 1440}
 
 
+# A window's data coverage is measured at 1/COVERAGE_STEPS of the window (1m for 1h, 72m for 3d).
+COVERAGE_STEPS = 60
+
+
 @dataclass(frozen=True)
 class BurnTier:
-    """One window pair of the multiwindow, multi-burn-rate alerts."""
+    """One window pair of the multiwindow, multi-burn-rate alerts: it fires once `budget_share` of the
+    period's error budget is spent within its long window (SRE workbook table 5-8, and 1d/2h at 10%)."""
 
     severity: str
     long: str
     short: str
-    burn: Decimal
+    budget_share: Decimal
 
-    @property
-    def budget_consumed(self) -> Decimal:
-        """The share of the period's error budget spent when this pair fires: burn x long / period."""
-        return self.burn * window_minutes(self.long) / (PERIOD_HOURS * 60)
+    def burn(self, period: str) -> Decimal:
+        """The burn rate that spends `budget_share` in the long window: share x period / long window."""
+        exact = self.budget_share * window_minutes(period) / window_minutes(self.long)
+        return exact.quantize(Decimal("0.000001")).normalize()
+
+    def period_fraction(self, period: str) -> Decimal:
+        """The long window as a share of the period: 1h / 30d = 1/720."""
+        return Decimal(window_minutes(self.long)) / window_minutes(period)
 
 
 TIERS = (
-    BurnTier(PAGE, "1h", "5m", Decimal("14.4")),
-    BurnTier(PAGE, "6h", "30m", Decimal("6")),
-    BurnTier(TICKET, "1d", "2h", Decimal("3")),
-    BurnTier(TICKET, "3d", "6h", Decimal("1")),
+    BurnTier(PAGE, "1h", "5m", Decimal("0.02")),
+    BurnTier(PAGE, "6h", "30m", Decimal("0.05")),
+    BurnTier(TICKET, "1d", "2h", Decimal("0.1")),
+    BurnTier(TICKET, "3d", "6h", Decimal("0.1")),
 )
+
+
+LONG_WINDOWS = tuple(tier.long for tier in TIERS)
 
 
 def window_minutes(window: str) -> int:
@@ -102,4 +118,9 @@ def error_budget(slo: Slo) -> Decimal:
 
 def burn_threshold(slo: Slo, tier: BurnTier) -> Decimal:
     """The error ratio above which a window burns the budget `tier.burn` times too fast."""
-    return tier.burn * error_budget(slo)
+    return tier.burn(slo.period) * error_budget(slo)
+
+
+def coverage_step(window: str) -> str:
+    """The resolution at which a window's coverage is measured: 1m for 1h, 24m for 1d, 12h for 30d."""
+    return f"{window_minutes(window) // COVERAGE_STEPS}m"

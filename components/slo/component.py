@@ -1,7 +1,7 @@
 """SloAlerts (per service) and SloRouting (per stack): the SLO renderers' objects as Kubernetes resources.
 
 Per service: a ServiceMonitor, and for a service with SLOs its PrometheusRule (recording rules and
-burn-rate alerts) and the Argo Rollouts AnalysisTemplate of its SLI gate. Per stack: the Alertmanager
+burn-rate alerts), the Argo Rollouts AnalysisTemplate of its SLI gate and its Grafana dashboard ConfigMap. Per stack: the Alertmanager
 routing as an `AlertmanagerConfig` in the stack's namespace, which the prometheus-operator merges into
 the cluster's Alertmanager and scopes to alerts of that namespace.
 """
@@ -17,12 +17,13 @@ from components.config import Service, StackConfig
 from components.kubernetes.component import custom_resource
 from components.slo.alertmanager import alertmanager_config_resource
 from components.slo.analysis import analysis_template
+from components.slo.dashboard import dashboard_config_map
 from components.slo.rules import prometheus_rule, slo_outputs
 from components.slo.service_monitor import service_monitor
 
 
 class SloAlerts(pulumi.ComponentResource):
-    """The service's ServiceMonitor, SLO PrometheusRule and SLI-gate AnalysisTemplate."""
+    """The service's ServiceMonitor, SLO PrometheusRule, SLI-gate AnalysisTemplate and dashboard."""
 
     def __init__(
         self,
@@ -38,10 +39,18 @@ class SloAlerts(pulumi.ComponentResource):
         self.service_monitor = custom_resource(f"{name}-monitor", monitor, child)
         self.prometheus_rule: k8s.apiextensions.CustomResource | None = None
         self.analysis_template: k8s.apiextensions.CustomResource | None = None
+        self.dashboard: k8s.core.v1.ConfigMap | None = None
         if service.slos:
             self.prometheus_rule = custom_resource(f"{name}-rules", prometheus_rule(config, service), child)
             self.analysis_template = custom_resource(
                 f"{name}-sli-gate", analysis_template(config, service), child
+            )
+            dashboard = dashboard_config_map(config, service)
+            self.dashboard = k8s.core.v1.ConfigMap(
+                f"{name}-dashboard",
+                opts=child,
+                metadata=dashboard["metadata"],
+                data=dashboard["data"],
             )
         self.outputs: dict[str, Any] = slo_outputs(config, service)
         self.register_outputs(self.outputs)

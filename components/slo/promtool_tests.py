@@ -1,5 +1,7 @@
 """promtool unit tests for a service's SLO rules, on synthetic series made from its SLI selectors:
-a fast burn pages, a slow burn opens a ticket, low burn and zero traffic stay quiet, absent metrics alert.
+a fast burn pages, a slow burn opens a ticket once its window holds enough data and not before, low burn
+and zero traffic stay quiet, vanished targets page, metrics that never existed open a ticket, and (for
+latency) every spelling of the threshold's bucket counts while a series without it is left out.
 """
 
 from __future__ import annotations
@@ -20,23 +22,34 @@ from components.slo.burn_rates import (
     PAGE,
     TICKET,
     TIERS,
+    VANISHED_FOR,
     BurnTier,
+    coverage_step,
     decimal_text,
     error_budget,
+    go_float,
+    percent_text,
     window_minutes,
 )
 from components.slo.rules import (
     BUDGET_REMAINING_RECORD,
+    REQUESTS_RATE_RECORD,
+    SLOTH_REMAINING_RECORD,
     SliQueries,
     absent_alert,
     alert_name,
+    bucket_missing_alert,
+    bucket_missing_description,
     burn_alert,
+    burn_description,
     error_ratio_record,
     rule_groups,
+    rule_labels,
     rules_file_name,
     sli_queries,
     slo_labels,
     slo_series,
+    vanished_alert,
 )
 from components.slo.selectors import Matcher, Selector
 
@@ -56,6 +69,9 @@ SLOW_BURN = Decimal(2)
 
 
 LOW_BURN = Decimal("0.5")
+
+
+LONG_EVALUATION_MINUTES = 5
 
 
 @dataclass(frozen=True)
@@ -160,16 +176,49 @@ def _series_text(metric: str, labels: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class SyntheticSli:
-    """Input series that drive one SLI: each one counts bad, good or all requests."""
+    """Input series that drive one SLI: each one counts bad, good or all requests.
+
+    For latency the good series is the threshold's bucket, the `all` series its `_count`.
+    """
 
     series: tuple[tuple[str, str], ...]  # (series text, "bad" | "good" | "all")
+    kind: str = "ratio"
 
-    def input_series(self, phases: list[Phase]) -> list[dict[str, str]]:
+    def input_series(self, phases: list[Phase], sample_minutes: int = 1) -> list[dict[str, str]]:
+        """The counters sampled every `sample_minutes` (which must divide every phase)."""
         result = []
         for text, counts in self.series:
-            steps = [(p.minutes, _per_minute(p, counts)) for p in phases]
+            steps = [(p.minutes // sample_minutes, _per_minute(p, counts) * sample_minutes) for p in phases]
             result.append({"series": text, "values": counter_values(steps)})
         return result
+
+    def error_ratio(self, phases: list[Phase], minute: int, window: str) -> float:
+        """The recorded error ratio at `minute`, computed as Prometheus 2 computes it from these counters:
+        every window starts on a sample (or before the first, a zero), so rate() does not extrapolate."""
+        seconds = window_minutes(window) * 60
+        start = max(0, minute - window_minutes(window))
+        rates = {
+            counts: (counter_at(phases, counts, minute) - counter_at(phases, counts, start)) / seconds
+            for _, counts in self.series
+        }
+        if self.kind == "latency":
+            return (rates["all"] - rates["good"]) / rates["all"]
+        total = rates["all"] if "all" in rates else rates["bad"] + rates["good"]
+        return rates["bad"] / total
+
+
+def counter_at(phases: list[Phase], counts: str, minute: int) -> float:
+    """The value `counter_values` gives the counter at `minute`, as promtool reads it (a float)."""
+    value = Decimal(0)
+    elapsed = 0
+    for phase in phases:
+        step = _per_minute(phase, counts)
+        taken = min(phase.minutes, minute - elapsed)
+        value += step * taken
+        elapsed += phase.minutes
+        if elapsed >= minute:
+            break
+    return float(decimal_text(value))
 
 
 def _per_minute(phase: Phase, counts: str) -> Decimal:
@@ -188,16 +237,23 @@ def _labels_or_raise(matchers: Iterable[Matcher], what: str) -> dict[str, str]:
     return labels
 
 
+def histogram_labels(queries: SliQueries) -> dict[str, str]:
+    """Labels of one histogram series the latency SLI selects (without `le`)."""
+    assert queries.good is not None
+    matchers = [m for m in queries.good.matchers if m.name != "le"]
+    return _labels_or_raise(matchers, queries.total.render())
+
+
 def synthetic_sli(queries: SliQueries) -> SyntheticSli:
     """Series that match the SLI's selectors: the bad (or good) requests and the rest."""
     if queries.good is not None:  # latency: the threshold's bucket counts the good requests
-        good = _labels_or_raise(queries.good.matchers, queries.good.render())
-        total = {k: v for k, v in good.items() if k != "le"}
+        labels = histogram_labels(queries)
         return SyntheticSli(
             (
-                (_series_text(queries.good.metric, good), "good"),
-                (_series_text(queries.total.metric, total), "all"),
-            )
+                (_series_text(queries.good.metric, {**labels, "le": queries.threshold}), "good"),
+                (_series_text(queries.total.metric, labels), "all"),
+            ),
+            kind="latency",
         )
     assert queries.bad is not None
     if queries.bad.metric != queries.total.metric:  # errors counted apart from all requests
@@ -220,6 +276,16 @@ def synthetic_sli(queries: SliQueries) -> SyntheticSli:
     return SyntheticSli(
         ((_series_text(queries.bad.metric, bad), "bad"), (_series_text(queries.total.metric, rest), "good"))
     )
+
+
+def le_spellings(threshold: float) -> list[str]:
+    """How exporters write the threshold's bucket: Go (`0.3`, `1`), Prometheus 3 and Python (`1.0`), with a
+    trailing zero (`0.30`), and the float artefacts of generated buckets on either side of it."""
+    go = go_float(threshold)
+    padded = go + "0" if "." in go else go + ".00"
+    prometheus3 = go if "." in go else go + ".0"
+    above, below = repr(math.nextafter(threshold, math.inf)), repr(math.nextafter(threshold, 0))
+    return sorted({go, padded, prometheus3, above, below})
 
 
 def _minutes(value: int) -> str:
@@ -251,6 +317,18 @@ def _expect(
     }
 
 
+def humanize_percentage(value: float) -> str:
+    """Go's `humanizePercentage` template function: %.4g of the percentage."""
+    return f"{value * 100:.4g}%"
+
+
+def coverage_at(minute: int, window: str, start: int = 0) -> float:
+    """`slo:sli_coverage:ratio<window>` at `minute` for series that exist from minute `start` on."""
+    step = window_minutes(coverage_step(window))
+    first_step = -(-max(start, minute - window_minutes(window)) // step) * step
+    return min(1.0, (minute - first_step + step) * 60 / (window_minutes(window) * 60))
+
+
 @dataclass(frozen=True)
 class SloTestPlan:
     config: StackConfig
@@ -265,8 +343,12 @@ class SloTestPlan:
     def queries(self) -> SliQueries:
         return sli_queries(self.names, self.slo)
 
-    def tier_rules(self, tier: BurnTier) -> list[dict[str, Any]]:
-        return [burn_alert(self.config, self.service, self.slo, tier)]
+    @property
+    def labels(self) -> dict[str, str]:
+        return slo_labels(self.names, self.slo)
+
+    def record_labels(self, window: str | None = None) -> dict[str, str]:
+        return rule_labels(self.names, self.slo, window)
 
     def name(self, kind: str) -> str:
         return alert_name(self.names, self.slo, kind)
@@ -274,78 +356,144 @@ class SloTestPlan:
     def max_burn(self) -> Decimal:
         return 1 / error_budget(self.slo)
 
-    def inputs(self, phases: list[Phase]) -> list[dict[str, str]]:
-        return synthetic_sli(self.queries).input_series(phases)
+    def synthetic(self) -> SyntheticSli:
+        return synthetic_sli(self.queries)
+
+    def inputs(self, phases: list[Phase], sample_minutes: int = 1) -> list[dict[str, str]]:
+        return self.synthetic().input_series(phases, sample_minutes)
+
+    def budget_spent(self, phases: list[Phase], minute: int, tier: BurnTier) -> float:
+        """The burn alert's value, computed in the order of its expression."""
+        ratio = self.synthetic().error_ratio(phases, minute, tier.long)
+        coverage = coverage_at(minute, tier.long)
+        budget = float(decimal_text(error_budget(self.slo)))
+        return ratio * coverage * window_minutes(tier.long) / window_minutes(self.slo.period) / budget
+
+    def fired_burn_alert(self, tier: BurnTier, phases: list[Phase], minute: int) -> dict[str, Any]:
+        """The burn alert as it fires at `minute`: its templates expanded with the values of that time."""
+        rule = burn_alert(self.config, self.service, self.slo, tier)
+        description = burn_description(
+            self.names,
+            self.slo,
+            tier,
+            spent=humanize_percentage(self.budget_spent(phases, minute, tier)),
+            coverage=humanize_percentage(coverage_at(minute, tier.long)),
+        )
+        return {**rule, "annotations": {**rule["annotations"], "description": description}}
+
+    def quiet(self, minutes: Iterable[int], kinds: Iterable[str] = (PAGE, TICKET)) -> list[dict[str, Any]]:
+        return [_expect(minute, self.name(kind), []) for minute in minutes for kind in kinds]
 
 
 def _phases(*pairs: tuple[int, Decimal]) -> list[Phase]:
     return [Phase(minutes, fraction) for minutes, fraction in pairs]
 
 
+def _sample_test(expr: str, minute: int, labels: dict[str, str], value: float | None) -> dict[str, Any]:
+    """`expr` at `minute` is exactly one sample with these labels and value (none when `value` is None)."""
+    text = "{" + ",".join(Matcher(k, "=", v).render() for k, v in sorted(labels.items())) + "}"
+    samples = [] if value is None else [{"labels": text, "value": value}]
+    return {"expr": expr, "eval_time": _minutes(minute), "exp_samples": samples}
+
+
 def fast_burn_test(plan: SloTestPlan) -> dict[str, Any]:
-    """After 6h of good traffic a fast burn starts; the page fires once the 1h ratio crosses 14.4x."""
+    """After 6h of good traffic a fast burn starts; the page fires once 2% of the budget is spent in 1h."""
     page = TIERS[0]
     burn = min(FAST_BURN, plan.max_burn())
     fraction = burn * error_budget(plan.slo)
     # Workbook: time to fire = budget / error ratio x window x burn threshold.
-    fire_minutes = error_budget(plan.slo) / fraction * window_minutes(page.long) * page.burn
+    fire_minutes = error_budget(plan.slo) / fraction * window_minutes(page.long) * page.burn(plan.slo.period)
     before = int(fire_minutes) - 3
     after = math.ceil(fire_minutes) + 3
+    phases = _phases((HEALTHY_MINUTES, Decimal(0)), (after + 1, fraction))
     return {
         "name": f"{plan.slo.name}: a {decimal_text(burn)}x burn pages within {decimal_text(fire_minutes)}m",
         "interval": "1m",
-        "input_series": plan.inputs(_phases((HEALTHY_MINUTES, Decimal(0)), (after + 1, fraction))),
+        "input_series": plan.inputs(phases),
         "alert_rule_test": [
             _expect(HEALTHY_MINUTES, plan.name(PAGE), []),
             _expect(HEALTHY_MINUTES + before, plan.name(PAGE), []),
-            _expect(HEALTHY_MINUTES + after, plan.name(PAGE), plan.tier_rules(page)),
+            _expect(
+                HEALTHY_MINUTES + after,
+                plan.name(PAGE),
+                [plan.fired_burn_alert(page, phases, HEALTHY_MINUTES + after)],
+            ),
         ],
     }
 
 
 def low_burn_test(plan: SloTestPlan) -> dict[str, Any]:
-    """Errors at half the budget for 2h: nothing fires, and half the budget remains."""
+    """Errors at half the budget for 2h of fresh data: nothing fires, and the remaining budget counts the
+    2h of data against the period (not the 2h as if they were the whole period)."""
     fraction = LOW_BURN * error_budget(plan.slo)
-    labels = slo_labels(plan.names, plan.slo)
+    coverage = Decimal(repr(coverage_at(STEADY_MINUTES, plan.slo.period)))
+    remaining = (1 - LOW_BURN * coverage).quantize(Decimal("0.001"))
     return {
-        "name": f"{plan.slo.name}: a {decimal_text(LOW_BURN)}x burn fires nothing",
+        "name": (
+            f"{plan.slo.name}: a {decimal_text(LOW_BURN)}x burn fires nothing and leaves "
+            f"{decimal_text(remaining * 100)}% of the budget"
+        ),
         "interval": "1m",
         "input_series": plan.inputs(_phases((STEADY_MINUTES, fraction))),
-        "alert_rule_test": [
-            _expect(minute, plan.name(kind), []) for minute in (30, STEADY_MINUTES) for kind in (PAGE, TICKET)
-        ],
+        "alert_rule_test": plan.quiet((30, STEADY_MINUTES)),
         "promql_expr_test": [
-            {
-                "expr": f"round({slo_series(BUDGET_REMAINING_RECORD, labels)}, 0.01)",
-                "eval_time": _minutes(STEADY_MINUTES),
-                "exp_samples": [{"labels": slo_series("", labels), "value": 0.5}],
-            }
+            # ours, and Sloth's name for it, which its dashboards read
+            *(
+                _sample_test(
+                    f"round({slo_series(record, plan.labels)}, 0.001)",
+                    STEADY_MINUTES,
+                    plan.record_labels(),
+                    float(remaining),
+                )
+                for record in (BUDGET_REMAINING_RECORD, SLOTH_REMAINING_RECORD)
+            ),
         ],
+    }
+
+
+def fresh_slow_burn_test(plan: SloTestPlan) -> dict[str, Any]:
+    """Errors at twice the budget on fresh data: 2h of it are 0.09% of the budget, so no ticket opens yet."""
+    fraction = SLOW_BURN * error_budget(plan.slo)
+    return {
+        "name": f"{plan.slo.name}: a {decimal_text(SLOW_BURN)}x burn on 2h of fresh data opens no ticket",
+        "interval": "1m",
+        "input_series": plan.inputs(_phases((STEADY_MINUTES, fraction))),
+        "alert_rule_test": plan.quiet((30, STEADY_MINUTES)),
     }
 
 
 def slow_burn_test(plan: SloTestPlan) -> dict[str, Any]:
-    """Errors at twice the budget: the 3d/6h ticket fires, the 3x ticket and both pages do not."""
-    fraction = SLOW_BURN * error_budget(plan.slo)
+    """Errors at twice the budget from the start: the 3d/6h ticket opens once 10% of the budget is spent
+    within the 3 days, i.e. once half of them hold data (at 2x); the 3x ticket and the pages never fire."""
     slow_ticket = TIERS[3]
+    fraction = SLOW_BURN * error_budget(plan.slo)
+    needed = slow_ticket.burn(plan.slo.period) / SLOW_BURN  # the share of the window that must hold data
+    fire_minute = float(needed) * window_minutes(slow_ticket.long)
+    step = window_minutes(coverage_step(slow_ticket.long))
+    before, after = _multiple(int(fire_minute) - 2 * step), _multiple(math.ceil(fire_minute) + step)
+    phases = _phases((after + LONG_EVALUATION_MINUTES, fraction))
     return {
-        "name": f"{plan.slo.name}: a {decimal_text(SLOW_BURN)}x burn opens a ticket and does not page",
-        "interval": "1m",
-        "input_series": plan.inputs(_phases((STEADY_MINUTES, fraction))),
+        "name": (
+            f"{plan.slo.name}: a {decimal_text(SLOW_BURN)}x burn opens the {slow_ticket.long} ticket once "
+            f"{percent_text(needed)} of the window holds data"
+        ),
+        "interval": _minutes(LONG_EVALUATION_MINUTES),
+        "input_series": plan.inputs(phases, LONG_EVALUATION_MINUTES),
         "alert_rule_test": [
-            rule
-            for minute in (30, STEADY_MINUTES)
-            for rule in (
-                _expect(minute, plan.name(PAGE), []),
-                _expect(minute, plan.name(TICKET), plan.tier_rules(slow_ticket)),
-            )
+            *plan.quiet((before,)),
+            _expect(after, plan.name(PAGE), []),
+            _expect(after, plan.name(TICKET), [plan.fired_burn_alert(slow_ticket, phases, after)]),
         ],
     }
 
 
+def _multiple(minute: int) -> int:
+    """The evaluation of the long tests at or after `minute`."""
+    return -(-minute // LONG_EVALUATION_MINUTES) * LONG_EVALUATION_MINUTES
+
+
 def zero_traffic_test(plan: SloTestPlan) -> dict[str, Any]:
     """Flat counters: no error ratio is recorded (no NaN) and nothing fires."""
-    labels = slo_labels(plan.names, plan.slo)
     minutes = 60
     inputs = plan.inputs([Phase(minutes, Decimal(0), Decimal(0))])
     for series in inputs:  # counters that exist but do not move
@@ -354,54 +502,191 @@ def zero_traffic_test(plan: SloTestPlan) -> dict[str, Any]:
         "name": f"{plan.slo.name}: zero traffic fires nothing and records no NaN",
         "interval": "1m",
         "input_series": inputs,
-        "alert_rule_test": [
-            _expect(minute, plan.name(kind), [])
-            for minute in (30, minutes)
-            for kind in (PAGE, TICKET, "absent")
-        ],
+        "alert_rule_test": plan.quiet((30, minutes), (PAGE, TICKET, "absent", "vanished")),
         "promql_expr_test": [
-            {"expr": slo_series(record, labels), "eval_time": _minutes(minutes), "exp_samples": []}
+            _sample_test(slo_series(record, plan.labels), minutes, plan.labels, None)
             for record in (error_ratio_record("5m"), error_ratio_record("3d"), BUDGET_REMAINING_RECORD)
         ],
     }
 
 
 def absent_test(plan: SloTestPlan) -> dict[str, Any]:
-    """No series at all: the absent alert fires after its `for`, the burn alerts stay quiet."""
+    """No series ever: the absent ticket fires after its `for`; nothing pages, as nothing vanished."""
     absent_rule = absent_alert(plan.config, plan.service, plan.slo)
-    extra = _absent_labels(plan.queries.absent_selector)
+    extra = _absent_labels(plan.queries.total)
     fires_at = window_minutes(ABSENT_FOR) + 5
     return {
-        "name": f"{plan.slo.name}: absent metrics fire {absent_rule['alert']}",
+        "name": f"{plan.slo.name}: metrics that never existed fire {absent_rule['alert']} and page nothing",
         "interval": "1m",
         "input_series": [{"series": 'up{job="unrelated"}', "values": f"1x{fires_at}"}],
         "alert_rule_test": [
             _expect(window_minutes(ABSENT_FOR) - 5, absent_rule["alert"], []),
             _expect(fires_at, absent_rule["alert"], [absent_rule], extra),
-            _expect(fires_at, plan.name(PAGE), []),
-            _expect(fires_at, plan.name(TICKET), []),
+            *plan.quiet((fires_at,), (PAGE, TICKET, "vanished")),
         ],
     }
 
 
-TRAFFIC_CASES = (fast_burn_test, low_burn_test, slow_burn_test, zero_traffic_test)
+def vanished_test(plan: SloTestPlan) -> dict[str, Any]:
+    """Every target disappears after an hour of good traffic: a page within VANISHED_FOR and a scrape."""
+    vanished = vanished_alert(plan.config, plan.service, plan.slo)
+    extra = _absent_labels(plan.queries.total)
+    gone_at = 60
+    inputs = plan.inputs(_phases((gone_at, Decimal(0))))
+    for series in inputs:  # the pods are deleted: Prometheus marks their series stale
+        series["values"] += " stale"
+    fires_at = gone_at + 1 + window_minutes(VANISHED_FOR)
+    return {
+        "name": f"{plan.slo.name}: targets that vanish page {vanished['alert']} within {fires_at - gone_at}m",
+        "interval": "1m",
+        "input_series": inputs,
+        "alert_rule_test": [
+            _expect(gone_at, vanished["alert"], []),
+            _expect(fires_at - 2, vanished["alert"], []),
+            _expect(fires_at + 1, vanished["alert"], [vanished], extra),
+            *plan.quiet((fires_at + 1,)),
+        ],
+    }
+
+
+def bucket_spellings_test(plan: SloTestPlan) -> dict[str, Any] | None:
+    """Latency: one pod per spelling of the threshold's bucket, and one pod without that bucket. Every
+    spelling counts its fast requests; the pod without the bucket is left out (not counted as slow) and
+    fires its own ticket."""
+    queries = plan.queries
+    if queries.good is None:
+        return None
+    assert plan.slo.sli.threshold_seconds is not None
+    labels = histogram_labels(queries)
+    phase = Phase(STEADY_MINUTES, LOW_BURN * error_budget(plan.slo))
+    inputs: list[dict[str, str]] = []
+    spellings = le_spellings(plan.slo.sli.threshold_seconds)
+    for index, le in enumerate(spellings):
+        pod = {**labels, "instance": f"pod-{index}"}
+        inputs += SyntheticSli(
+            (
+                (_series_text(queries.good.metric, {**pod, "le": le}), "good"),
+                (_series_text(queries.total.metric, pod), "all"),
+            )
+        ).input_series([phase])
+    bare = {**labels, "instance": "pod-without-bucket"}
+    other_le = go_float(plan.slo.sli.threshold_seconds * 2)
+    inputs += SyntheticSli(
+        (
+            (_series_text(queries.good.metric, {**bare, "le": other_le}), "all"),
+            (_series_text(queries.total.metric, bare), "all"),
+        )
+    ).input_series([phase])
+    rule = bucket_missing_alert(plan.config, plan.service, plan.slo)
+    assert rule is not None
+    fired = {
+        **rule,
+        "annotations": {
+            **rule["annotations"],
+            "description": bucket_missing_description(queries, instance=bare["instance"]),
+        },
+    }
+    requests_per_second = float(len(spellings) * REQUESTS_PER_MINUTE / 60)
+    return {
+        "name": (
+            f"{plan.slo.name}: buckets spelled {', '.join(spellings)} all count; a series without the "
+            f"bucket is left out and fires {rule['alert']}"
+        ),
+        "interval": "1m",
+        "input_series": inputs,
+        "alert_rule_test": [
+            *plan.quiet((30, STEADY_MINUTES)),
+            _expect(window_minutes(ABSENT_FOR) - 5, rule["alert"], []),
+            _expect(STEADY_MINUTES, rule["alert"], [fired], bare),
+        ],
+        "promql_expr_test": [
+            _sample_test(
+                f"round({slo_series(error_ratio_record('1h'), plan.labels)} * 1000000)",
+                STEADY_MINUTES,
+                plan.record_labels("1h"),
+                float(round(phase.bad_fraction * 1000000)),
+            ),
+            _sample_test(
+                f"round({slo_series(REQUESTS_RATE_RECORD, plan.labels)} * 1000)",
+                STEADY_MINUTES,
+                plan.record_labels(),
+                float(round(requests_per_second * 1000)),
+            ),
+        ],
+    }
+
+
+def min_events_test(plan: SloTestPlan) -> dict[str, Any] | None:
+    """With `minEvents`: every request fails, but the windows hold too few requests to alert on."""
+    if plan.slo.min_events is None:
+        return None
+    minutes = 90
+    requests_per_minute = Decimal(plan.slo.min_events) / (2 * window_minutes(TIERS[-1].long))
+    phases = [Phase(minutes, min(Decimal(1), plan.max_burn() * error_budget(plan.slo)), requests_per_minute)]
+    return {
+        "name": f"{plan.slo.name}: fewer than {plan.slo.min_events} requests per window fire nothing",
+        "interval": "1m",
+        "input_series": plan.inputs(phases),
+        "alert_rule_test": plan.quiet((30, minutes)),
+    }
+
+
+TRAFFIC_CASES = (
+    fast_burn_test,
+    low_burn_test,
+    fresh_slow_burn_test,
+    zero_traffic_test,
+    vanished_test,
+    bucket_spellings_test,
+    min_events_test,
+)
+
+
+# Days of traffic, evaluated every 5 minutes: a separate file, as one at 1m takes promtool minutes.
+LONG_CASES = (slow_burn_test,)
+
+
+def _traffic_tests(plan: SloTestPlan, cases: Iterable[Any]) -> list[dict[str, Any]]:
+    """The SLO's traffic scenarios; none when no series can match its selectors (e.g. errors that exclude
+    every series of total): the rules still load, but there is no traffic to simulate."""
+    try:
+        return [test for case in cases if (test := case(plan)) is not None]
+    except SyntheticSeriesError:
+        return []
 
 
 def slo_tests(plan: SloTestPlan) -> list[dict[str, Any]]:
-    """Every scenario for one SLO; just the absent one when no series can match its selectors (e.g. errors
-    that exclude every series of total): the rules still load, but there is no traffic to simulate."""
-    try:
-        traffic = [case(plan) for case in TRAFFIC_CASES]
-    except SyntheticSeriesError:
-        traffic = []
-    return [*traffic, absent_test(plan)]
+    """Every scenario of one SLO that runs in minutes or hours, and the absent one."""
+    return [*_traffic_tests(plan, TRAFFIC_CASES), absent_test(plan)]
+
+
+def _test_file(
+    config: StackConfig, service: Service, minutes: int, tests: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "rule_files": [rules_file_name(service)],
+        "evaluation_interval": _minutes(minutes),
+        "group_eval_order": [g["name"] for g in rule_groups(config, service)],
+        "tests": tests,
+    }
 
 
 def promtool_tests(config: StackConfig, service: Service) -> dict[str, Any]:
     """The promtool unit-test file of one service, next to its rules file."""
-    return {
-        "rule_files": [rules_file_name(service)],
-        "evaluation_interval": "1m",
-        "group_eval_order": [g["name"] for g in rule_groups(config, service)],
-        "tests": [test for slo in service.slos for test in slo_tests(SloTestPlan(config, service, slo))],
-    }
+    plans = [SloTestPlan(config, service, slo) for slo in service.slos]
+    return _test_file(config, service, 1, [test for plan in plans for test in slo_tests(plan)])
+
+
+def long_promtool_tests(config: StackConfig, service: Service) -> dict[str, Any]:
+    """The scenarios that need days of data, evaluated every LONG_EVALUATION_MINUTES."""
+    plans = [SloTestPlan(config, service, slo) for slo in service.slos]
+    tests = [test for plan in plans for test in _traffic_tests(plan, LONG_CASES)]
+    return _test_file(config, service, LONG_EVALUATION_MINUTES, tests)
+
+
+def tests_file_name(service: Service) -> str:
+    return f"{service.name}.test.yml"
+
+
+def long_tests_file_name(service: Service) -> str:
+    return f"{service.name}.long.test.yml"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from components.chaos.schedules import schedule_manifest
-from roadbike.analyzer import PolicyPackProcess, PolicyResult
+from roadbike.analyzer import PolicyPackProcess, PolicyResult, load_policy_config
 from tests.helpers import REPO, analyze_resources, parse, resource, roadbike, stack_raw, violated
 
 PROD_CHAOS = REPO / "tests/fixtures/Pulumi.prod-chaos.yaml"
@@ -107,6 +109,16 @@ def test_duration_over_cap_violates(pack: PolicyPackProcess) -> None:
     assert "runs its StressChaos for '10m1s'; the cap is 10m" in message
 
 
+def test_the_duration_hint_works_when_pasted(pack: PolicyPackProcess, tmp_path: Path) -> None:
+    manifest = edited(rendered("cpu-stress"), "spec", "stressChaos", "duration", value="10m1s")
+    [message] = violated(analyze(pack, manifest), CAP)
+    command = message.split("echo ", 1)[1].split(", then", 1)[0]
+    written = subprocess.run(["bash", "-c", f"echo {command}"], cwd=tmp_path, timeout=10, check=True)
+    assert written.returncode == 0 and "--policy-pack-config policy-config.json" in message
+    settings = load_policy_config(tmp_path / "policy-config.json")
+    assert violated(analyze(pack, manifest, settings), CAP) == []
+
+
 def test_missing_duration_violates_except_for_one_shot_pod_kill(pack: PolicyPackProcess) -> None:
     unbounded = edited(rendered(), "spec", "networkChaos", "duration", value=None)
     [message] = violated(analyze(pack, unbounded), CAP)
@@ -125,8 +137,11 @@ def test_duration_cap_is_a_policy_config_property(pack: PolicyPackProcess) -> No
     short_cap = {CAP: {"enforcementLevel": "mandatory", "maxDuration": "30s"}}
     [message] = violated(analyze(pack, rendered(), short_cap), CAP)
     assert "the cap is 30s" in message
-    [bad] = violated(analyze(pack, rendered(), {CAP: {"maxDuration": "ten minutes"}}), CAP)
-    assert "maxDuration='ten minutes' is not a Go duration" in bad
+    # A cap that is no Go duration breaks the policy's config schema: refused before any analysis.
+    with pytest.raises(
+        ValueError, match=r"chaos-duration-cap\.maxDuration: 'ten minutes' is not valid: .*Go duration"
+    ):
+        analyze(pack, rendered(), {CAP: {"maxDuration": "ten minutes"}})
 
 
 # chaos-selector-scoped

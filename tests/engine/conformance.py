@@ -38,9 +38,13 @@ def plan_violations(plan_dir: Path) -> set[tuple[str, str]]:
     return {(v["policy"], v["urn"]) for v in report["violations"] if v["enforcementLevel"] in MANDATORY}
 
 
+NOT_RUN = "during preview"  # the policy SDK's "can't run policy ... during preview" diagnostic
+
+
 def plan_not_applicable(plan_dir: Path) -> set[str]:
     report = json.loads((plan_dir / "policy" / "report.json").read_text())
-    return {p["name"] for p in report["policies"] if p["notApplicable"]}
+    skipped = {v["policy"] for v in report["violations"] if NOT_RUN in v["message"]}
+    return skipped | {p["name"] for p in report["policies"] if p["notApplicable"]}
 
 
 def conformance_problems(preview: Preview, plan_dir: Path) -> list[str]:
@@ -64,7 +68,7 @@ def conformance_problems(preview: Preview, plan_dir: Path) -> list[str]:
     problems += [
         f"violation only in the preview: {v}" for v in sorted(engine_violations - plan_violations(plan_dir))
     ]
-    skipped_plan, skipped_engine = plan_not_applicable(plan_dir), preview.not_applicable()
+    skipped_plan, skipped_engine = plan_not_applicable(plan_dir), preview.not_applicable(NOT_RUN)
     problems += [f"not run only in the plan: {p}" for p in sorted(skipped_plan - skipped_engine)]
     problems += [f"not run only in the preview: {p}" for p in sorted(skipped_engine - skipped_plan)]
     return problems

@@ -25,6 +25,8 @@ ENGINE_TOOLS = (
     "pulumi-language-python",
     "pulumi-resource-kubernetes",
     "pulumi-resource-docker-build",
+    "pulumi-resource-random",
+    "pulumi-resource-pulumi-python",
 )
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "policies")
 PASSPHRASE = "roadbike-test-passphrase"  # encrypts only the scratch stack's stand-in secrets
@@ -57,6 +59,7 @@ class Preview:
     stack_file: Path
     output: str
     seconds: float
+    document: dict[str, Any] | None = None  # `pulumi preview --json` without streaming: one document
 
     def _of(self, kind: str) -> list[dict[str, Any]]:
         return [event[kind] for event in self.events if kind in event]
@@ -85,9 +88,9 @@ class Preview:
             for event in self._of("policyEvent")
         }
 
-    def not_applicable(self) -> set[str]:
-        """The policies the engine reports as not run (e.g. on values unknown during preview)."""
-        names: set[str] = set()
+    def not_applicable(self, not_run_marker: str) -> set[str]:
+        """The policies the engine reports as not run: not applicable, or a diagnostic that says so."""
+        names = {e["policyName"] for e in self._of("policyEvent") if not_run_marker in e.get("message", "")}
         for kind in ("policyAnalyzeSummaryEvent", "policyAnalyzeStackSummaryEvent"):
             for event in self._of(kind):
                 names |= {
@@ -157,6 +160,7 @@ def real_preview(
     stack_file: Path | None = None,
     settings: dict[str, str] | None = None,
     secrets: dict[str, str] | None = None,
+    streaming: bool = True,
 ) -> Preview:
     """`pulumi preview --stack STACK --policy-pack policies` of a scratch copy of the project.
 
@@ -174,7 +178,8 @@ def real_preview(
         for key, value in values.items():
             done = _pulumi(["config", "set", "--stack", stack, "--path", *flag, key, value], project, env)
             assert done.returncode == 0, f"pulumi config set {key}: {done.stderr}"
-    env["PULUMI_ENABLE_STREAMING_JSON_PREVIEW"] = "true"
+    if streaming:
+        env["PULUMI_ENABLE_STREAMING_JSON_PREVIEW"] = "true"
     started = time.perf_counter()
     done = _pulumi(
         ["preview", "--stack", stack, "--policy-pack", "policies", "--json"],
@@ -184,6 +189,17 @@ def real_preview(
     )
     seconds = time.perf_counter() - started
     events = []
+    if not streaming:
+        document = json.loads(done.stdout)
+        return Preview(
+            stack,
+            done.returncode,
+            [],
+            project / "stacks" / f"Pulumi.{stack}.yaml",
+            done.stderr,
+            seconds,
+            document,
+        )
     for line in done.stdout.splitlines():
         try:
             events.append(json.loads(line))

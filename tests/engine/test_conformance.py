@@ -20,10 +20,12 @@ from tests.helpers import REPO, roadbike
 CLUSTER_SIDE = {"roadbike:github.enabled": "false"}
 STAND_INS = {"prod": {"roadbike:registry.password": "stand-in-registry-token"}}
 # The stacks and fixtures the engine can preview with the providers built here (see tools/go-tools.txt).
-PREVIEWED = {
-    "prod": REPO / "stacks/Pulumi.prod.yaml",
-    "prod-chaos": REPO / "tests/fixtures/Pulumi.prod-chaos.yaml",
+COMMITTED = {stack: REPO / f"stacks/Pulumi.{stack}.yaml" for stack in ("dev", "staging", "prod")}
+FIXTURES = {
+    name: REPO / f"tests/fixtures/Pulumi.{name}.yaml"
+    for name in ("insecure", "insecure-supply-chain", "prod-chaos")
 }
+PREVIEWED = {**COMMITTED, **FIXTURES}
 
 
 @pytest.fixture(scope="module")
@@ -43,26 +45,27 @@ def previews(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Previe
     return found
 
 
-def test_the_committed_prod_stack_previews_with_the_real_engine(
-    previews: dict[str, tuple[Preview, Path]],
+@pytest.mark.parametrize("stack", sorted(COMMITTED))
+def test_every_committed_stack_previews_with_the_real_engine(
+    previews: dict[str, tuple[Preview, Path]], stack: str
 ) -> None:
-    preview, _ = previews["prod"]
+    preview, _ = previews[stack]
     assert preview.returncode == 0, preview.output[-3000:]
     assert preview.result() == "succeeded"
     assert preview.violations() == set()
     assert len(preview.resources()) > 20
 
 
-def test_the_prod_chaos_fixture_is_refused_by_the_engine_as_by_the_plan(
-    previews: dict[str, tuple[Preview, Path]],
+@pytest.mark.parametrize("fixture", sorted(FIXTURES))
+def test_the_insecure_fixtures_are_refused_by_the_engine_as_by_the_plan(
+    previews: dict[str, tuple[Preview, Path]], fixture: str
 ) -> None:
-    preview, out = previews["prod-chaos"]
-    assert preview.returncode != 0
-    assert {policy for policy, level, _ in preview.violations() if level == "mandatory"} == {
-        "chaos-prod-opt-in"
-    }
+    preview, out = previews[fixture]
+    assert preview.returncode != 0 and preview.result() == "failed"
+    refused = {policy for policy, level, _ in preview.violations() if level == "mandatory"}
     report = json.loads((out / "policy/report.json").read_text())
-    assert {v["policy"] for v in report["violations"]} == {"chaos-prod-opt-in"}
+    planned = {v["policy"] for v in report["violations"] if v["enforcementLevel"] == "mandatory"}
+    assert refused and refused == planned
 
 
 @pytest.mark.parametrize("stack", sorted(PREVIEWED))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pulumi.runtime.rpc import UNKNOWN
 
 from components.config import StackConfig
 from components.github.ci_workflow import CI_WORKFLOW, ci_required_checks
@@ -280,6 +281,17 @@ def test_signed_tls_webhook_passes(pack: PolicyPackProcess) -> None:
         "secret": secret,
     }
     assert violated(analyze_resources(pack, [webhook(good)]), "webhook-secret-and-tls") == []
+
+
+def test_a_secret_unknown_during_preview_still_gates_the_rest_of_the_webhook(pack: PolicyPackProcess) -> None:
+    """A first preview does not know the generated secret: the policy decides on the rest, and runs."""
+    secret = {SECRET_SIG_KEY: SECRET_SIG, "value": UNKNOWN}
+    known = {"url": "https://hooks.acme.internal/github", "insecureSsl": False, "secret": secret}
+    result = analyze_resources(pack, [webhook(known)])
+    assert violated(result, "webhook-secret-and-tls") == []
+    plain = {"url": "http://hooks.acme.internal/github", "insecureSsl": False, "secret": secret}
+    [message] = violated(analyze_resources(pack, [webhook(plain)]), "webhook-secret-and-tls")
+    assert "not an https:// URL" in message
 
 
 def test_unsigned_or_unverified_webhooks_violate(pack: PolicyPackProcess) -> None:

@@ -117,11 +117,70 @@ def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
     assert len(match) == len(files) >= 5
 
 
-def test_json_summary(tmp_path: Path) -> None:
+def test_json_is_pulumi_preview_json(plans: dict, tmp_path: Path) -> None:
     result = roadbike("plan", "--stack", "dev", "--out", str(tmp_path / "o"), "--json")
-    assert result.returncode == 0
-    summary = json.loads(result.stdout)
-    assert summary["exitCode"] == 0 and summary["resources"] > 0
+    assert result.returncode == 0, result.stderr
+    preview = json.loads(result.stdout)
+    assert set(preview) == {"config", "steps", "diagnostics", "policyEvents", "duration", "changeSummary"}
+    assert preview["config"]["roadbike:environment"] == "dev"
+    plan = json.loads((plans["dev"][0] / "plan.json").read_text())
+    # The stack counts, as in the tree's `+ 72 to create` and plan.json's change summary.
+    assert (
+        preview["changeSummary"] == {"create": len(plan["resources"]) + 1} == plan["changes"]["changeSummary"]
+    )
+    assert f"    + {len(plan['resources']) + 1} to create" in plans["dev"][1].stdout
+    stack, *steps = preview["steps"]
+    assert stack["op"] == "create" and stack["newState"]["outputs"]["environment"] == "dev"
+    assert {s["op"] for s in steps} == {"create"} and all(s["newState"]["type"] for s in steps)
+
+
+def test_json_on_a_config_error_prints_the_errors_as_diagnostics(tmp_path: Path) -> None:
+    config = tmp_path / "Pulumi.dev.yaml"
+    config.write_text("config:\n  roadbike:environment: moon\n")
+    result = roadbike(
+        "plan", "--stack", "dev", "--config-file", str(config), "--out", str(tmp_path / "o"), "--json"
+    )
+    assert result.returncode == 2
+    diagnostics = json.loads(result.stdout)["diagnostics"]
+    assert diagnostics[-1] == {
+        "message": "error: invalid stack config; no resource was planned\n",
+        "severity": "error",
+    }
+    assert any("roadbike:environment" in d["message"] for d in diagnostics)
+
+
+@pytest.mark.parametrize("columns", [80, 40])
+def test_lines_fit_the_width_and_no_colour_off_a_terminal(tmp_path: Path, columns: int) -> None:
+    result = roadbike("plan", "--stack", "dev", "--out", str(tmp_path / "o"), env={"COLUMNS": str(columns)})
+    assert result.returncode == 0, result.stderr
+    tree = result.stdout.split("\n\n", 1)[0].splitlines()[1:]
+    assert len(tree) > 70 and max(len(line) for line in tree) <= columns
+    if columns == 80:  # the Type and Name columns give way first: the Plan column stays readable
+        assert all(line.endswith("create") for line in tree[1:]), tree
+    assert "\x1b[" not in result.stdout
+
+
+def test_the_tree_order_is_stable(plans: dict) -> None:
+    """Each resource's children by type, then name, whatever order the program registered them in."""
+    rows = [line.split() for line in plans["dev"][1].stdout.split("Policies:", 1)[0].splitlines()]
+    chain = next(i for i, row in enumerate(rows) if "roadbike:chain:DeliveryChain" in row)
+    assert rows[chain + 1][-3:] == ["github:index:Repository", "go-http-server-repository", "create"]
+    schedules = [row[-2] for row in rows if "kubernetes:chaos-mesh.org/v1alpha1:Schedule" in row]
+    assert schedules == sorted(schedules) and len(schedules) == 3
+
+
+def test_the_gate_failing_ends_with_an_error_line(tmp_path: Path) -> None:
+    config = REPO / "tests/fixtures/Pulumi.insecure.yaml"
+    result = roadbike(
+        "plan", "--stack", "insecure", "--config-file", str(config), "--out", str(tmp_path / "o")
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == "error: the policy gate failed: 1 mandatory policy violation"
+
+
+def test_version() -> None:
+    result = roadbike("--version")
+    assert result.returncode == 0 and result.stdout.startswith("roadbike 0.")
 
 
 def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
@@ -153,3 +212,27 @@ def test_policy_settings_that_break_the_policy_schema_are_exit_2(tmp_path: Path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "chaos-duration-cap.maxDuration: 5 is not of type 'string'" in result.stderr
     assert not (tmp_path / "o" / "plan.json").exists()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_applyable_manifest_holds_a_redacted_value(plans: dict, stack: str) -> None:
+    """`kubectl apply -f k8s/` reads .yaml, .yml and .json: none of those may carry a `[secret]`."""
+    out, _ = plans[stack]
+    applyable = [p for p in (out / "k8s").rglob("*") if p.suffix in (".yaml", ".yml", ".json")]
+    assert applyable and [p.name for p in applyable if "[secret]" in p.read_text()] == []
+    redacted = sorted(p.name for p in (out / "k8s").rglob("*.redacted"))
+    assert redacted and all(name.startswith("secret-") for name in redacted)
+    for path in (out / "k8s").rglob("*.redacted"):
+        assert path.read_text().startswith("# Redacted by roadbike plan: every value below is [secret].")
+
+
+def test_a_stack_planned_from_another_stacks_file_is_named(tmp_path: Path) -> None:
+    result = roadbike(
+        "plan", "--stack", "prod", "--config-file", "stacks/Pulumi.dev.yaml", "--out", str(tmp_path / "o")
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: stack 'prod' is planned from stacks/Pulumi.dev.yaml, the file of stack 'dev'"
+        in result.stderr
+    )
+    assert "warning: stack 'prod' has roadbike:environment 'dev' (stacks/Pulumi.dev.yaml)" in result.stderr

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from roadbike.analyzer import PolicyPackProcess
-from tests.helpers import REPO, analyze_resources, resource
+from tests.helpers import REPO, analyze_resources, resource, roadbike
 from tests.policy_inputs import (
     GITHUB_REPOSITORY,
     NAMESPACE,
@@ -39,3 +40,39 @@ def test_resource_violations_name_the_resource_urn(pack: PolicyPackProcess) -> N
     result = analyze_resources(pack, [analyzed])
     [violation] = [v for v in result.violations if v.policy == "namespace-pod-security-restricted"]
     assert violation.urn == analyzed.urn
+
+
+def test_all_in_the_policy_config_sets_every_policy_and_an_entry_of_its_own_overrides_it(
+    tmp_path: Path,
+) -> None:
+    fixture = str(REPO / "tests/fixtures/Pulumi.insecure-supply-chain.yaml")
+    lowered = tmp_path / "all-advisory.json"
+    lowered.write_text(json.dumps({"all": "advisory"}))
+    out = tmp_path / "lowered"
+    result = roadbike(
+        "plan",
+        "--stack",
+        "x",
+        "--config-file",
+        fixture,
+        "--policy-pack-config",
+        str(lowered),
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    levels = {
+        v["enforcementLevel"] for v in json.loads((out / "policy/report.json").read_text())["violations"]
+    }
+    assert levels == {"advisory"}
+    kept = tmp_path / "all-advisory-one-mandatory.json"
+    kept.write_text(json.dumps({"all": "advisory", "registry-https-auth": "mandatory"}))
+    out = tmp_path / "kept"
+    result = roadbike(
+        "plan", "--stack", "x", "--config-file", fixture, "--policy-pack-config", str(kept), "--out", str(out)
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((out / "policy/report.json").read_text())
+    assert {v["policy"] for v in report["violations"] if v["enforcementLevel"] == "mandatory"} == {
+        "registry-https-auth"
+    }

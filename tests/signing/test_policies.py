@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pulumi.runtime.rpc import UNKNOWN
 
 from roadbike.analyzer import PolicyPackProcess
 from roadbike.program import RecordedResource
@@ -62,3 +63,15 @@ def test_private_key_anywhere_else_violates(pack: PolicyPackProcess) -> None:
     assert len(messages) == 2
     assert any("data.cosign.key" in m for m in messages)
     assert all("PRIVATE KEY-----" not in m for m in messages)
+
+
+def test_values_unknown_during_preview_leave_the_known_ones_checked(pack: PolicyPackProcess) -> None:
+    """A first preview does not know the key pair: the policy checks every value it knows, and the
+    engine checks the rest at `pulumi up`; no "can't run during preview" in place of a decision."""
+    config_map = resource(
+        CONFIG_MAP, "keys", {"kind": "ConfigMap", "data": {"public": UNKNOWN, "cosign.key": PRIVATE_KEY}}
+    )
+    result = analyze_resources(pack, [config_map])
+    [message] = violated(result, "private-key-in-secrets-only")
+    assert "data.cosign.key" in message
+    assert not any("during preview" in v.message for v in result.violations)

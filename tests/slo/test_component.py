@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from components.slo.analysis import analysis_template
+from components.slo.dashboard import dashboard_config_map
 from components.slo.rules import prometheus_rule, slo_outputs
 from components.slo.service_monitor import service_monitor
 from roadbike.artifacts import kubernetes_manifest
@@ -20,6 +21,7 @@ PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 ANALYSIS_TEMPLATE = "kubernetes:argoproj.io/v1alpha1:AnalysisTemplate"
 ALERTMANAGER_CONFIG = "kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 SCHEMAS = (PROMETHEUS_RULE, SERVICE_MONITOR, ANALYSIS_TEMPLATE)
 
 
@@ -77,7 +79,7 @@ def test_slo_alerts_is_a_child_of_each_chain(runs: dict[str, ProgramRun], stack:
         assert component.parent == chains[service].urn
         children = [r for r in run.resources if r.parent == component.urn]
         assert sorted(r.type for r in children) == sorted(
-            [PROMETHEUS_RULE, SERVICE_MONITOR, ANALYSIS_TEMPLATE]
+            [PROMETHEUS_RULE, SERVICE_MONITOR, ANALYSIS_TEMPLATE, CONFIG_MAP]
         )
         for child in children:
             assert namespace.urn in child.dependencies
@@ -87,6 +89,7 @@ def test_slo_alerts_is_a_child_of_each_chain(runs: dict[str, ProgramRun], stack:
             PROMETHEUS_RULE: f"{service}-slo",
             SERVICE_MONITOR: service,
             ANALYSIS_TEMPLATE: f"{service}-sli-gate",
+            CONFIG_MAP: f"{service}-slo-dashboard",
         }
     [routing] = of_type(run, ALERTMANAGER_CONFIG)
     assert by_urn[routing.parent].type == "roadbike:slo:SloRouting"
@@ -101,11 +104,13 @@ def test_components_only_wrap_the_renderers() -> None:
         (prometheus_rule, PROMETHEUS_RULE),
         (service_monitor, SERVICE_MONITOR),
         (analysis_template, ANALYSIS_TEMPLATE),
+        (dashboard_config_map, CONFIG_MAP),
     ):
         recorded = {r.inputs["metadata"]["name"]: r.inputs for r in of_type(run, resource_type)}
         for service in config.services:
             manifest = renderer(config, service)
-            assert recorded[manifest["metadata"]["name"]] == manifest
+            inputs = recorded[manifest["metadata"]["name"]]
+            assert inputs == manifest, renderer.__name__
 
 
 def test_stack_outputs_list_rule_groups_and_alerts(runs: dict[str, ProgramRun]) -> None:
@@ -114,8 +119,12 @@ def test_stack_outputs_list_rule_groups_and_alerts(runs: dict[str, ProgramRun]) 
     for service in config.services:
         assert services[service.name]["slo"] == slo_outputs(config, service)
     assert services["orders-api"]["slo"] == {
-        "ruleGroups": ["slo-sli-orders-api-availability", "slo-alerts-orders-api-availability"],
-        "pageAlerts": ["OrdersApiAvailabilityBurnRatePage"],
+        "ruleGroups": [
+            "slo-sli-orders-api-availability",
+            "slo-budget-orders-api-availability",
+            "slo-alerts-orders-api-availability",
+        ],
+        "pageAlerts": ["OrdersApiAvailabilityBurnRatePage", "OrdersApiAvailabilitySliVanished"],
         "ticketAlerts": ["OrdersApiAvailabilityBurnRateTicket", "OrdersApiAvailabilitySliMetricsAbsent"],
     }
     assert "prometheus" not in runs["prod"].outputs

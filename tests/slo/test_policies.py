@@ -16,6 +16,7 @@ SLO_POLICIES = (
     "slo-objective-leaves-error-budget",
     "prometheus-rule-under-size-limit",
     "service-has-slo-alerts",
+    "slo-period-within-retention",
 )
 
 
@@ -107,3 +108,27 @@ def test_committed_dev_stack_passes_the_slo_policies(pack: PolicyPackProcess) ->
     result = analyze_resources(pack, run_raw(stack_raw("dev"), stack="dev").resources)
     for policy in SLO_POLICIES:
         assert violated(result, policy) == [], policy
+
+
+def with_retention(retention: str) -> list[Any]:
+    raw = stack_raw("dev")
+    raw["prometheus"] = {"retention": retention}
+    raw["services"][1]["slos"][0]["period"] = "28d"
+    return run_raw(raw, stack="dev").resources
+
+
+def test_retention_that_holds_the_period_passes(pack: PolicyPackProcess) -> None:
+    result = analyze_resources(pack, with_retention("4w2d"))
+    assert violated(result, "slo-period-within-retention") == []
+
+
+def test_retention_shorter_than_the_period_warns(pack: PolicyPackProcess) -> None:
+    result = analyze_resources(pack, with_retention("29d"))  # holds orders-api's 28d, not the 30d ones
+    messages = violated(result, "slo-period-within-retention")
+    assert sorted(m.split(" has ")[0] for m in messages) == [
+        "SLO 'availability' of service 'go-http-server'",
+        "SLO 'latency' of service 'go-http-server'",
+    ]
+    assert all("30d period but Prometheus keeps 29d" in m for m in messages)
+    levels = {v.enforcement_level for v in result.violations if v.policy == "slo-period-within-retention"}
+    assert levels == {"advisory"}

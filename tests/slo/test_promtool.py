@@ -78,13 +78,18 @@ def test_every_generated_unit_test_passes(
     plan_dirs: dict[str, Path], unit_tests: dict[Path, Tool], stack: str
 ) -> None:
     files = sorted((plan_dirs[stack] / "prometheus").glob("*.test.yml"))
-    assert len(files) == len([s for s in stack_raw(stack)["services"] if s.get("slos")])
+    services = sorted(s["name"] for s in stack_raw(stack)["services"] if s.get("slos"))
+    assert [f.name for f in files] == sorted(
+        name for s in services for name in (f"{s}.test.yml", f"{s}.long.test.yml")
+    )
     for f in files:
         tool = unit_tests[f]
         assert tool.returncode == 0, f"{f.name}:\n{tool.output}"
         assert "SUCCESS" in tool.output
         document = yaml.safe_load(f.read_text())
-        assert document["rule_files"] == [f.name.replace(".test.yml", ".rules.yml")]
+        service = f.name.removesuffix(".test.yml").removesuffix(".long")
+        assert document["rule_files"] == [f"{service}.rules.yml"]
+        assert document["tests"], f.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -136,12 +141,13 @@ def _canonical(value: object) -> str:
 
 
 def test_unit_tests_fail_when_the_page_threshold_is_wrong(plan_dirs: dict[str, Path], tmp_path: Path) -> None:
-    """The generated tests can fail: a page that needs twice the burn does not fire in time."""
+    """The generated tests can fail: a page that needs twice the budget spent does not fire in time."""
     promtool = require_tool("promtool")
     source = plan_dirs[STACKS[0]] / "prometheus"
     rules = (source / "orders-api.rules.yml").read_text()
-    assert "> 0.0144\n" in rules
-    (tmp_path / "orders-api.rules.yml").write_text(rules.replace("> 0.0144\n", "> 0.0288\n"))
+    page = "* 60 / 43200 / 0.001 > 0.02\n"
+    assert page in rules
+    (tmp_path / "orders-api.rules.yml").write_text(rules.replace(page, page.replace("0.02", "0.04")))
     (tmp_path / "orders-api.test.yml").write_text((source / "orders-api.test.yml").read_text())
     result = subprocess.run(
         [promtool, "test", "rules", "orders-api.test.yml"],
@@ -155,7 +161,8 @@ def test_unit_tests_fail_when_the_page_threshold_is_wrong(plan_dirs: dict[str, P
 
 
 def test_unusual_slis_render_rules_and_tests_that_pass(tmp_path: Path) -> None:
-    """Other selectors and objectives: separate error counters, regex codes, 99.99%, a 1 s bucket."""
+    """Other selectors and objectives: separate error counters over 28 days with a minimum of events,
+    regex codes, 99.99%, a 1 s bucket (spelled `1` by Go, `1.0` by Prometheus 3)."""
     promtool = require_tool("promtool")
     raw = stack_raw("dev")
     raw["services"][0]["slos"] = [
@@ -163,6 +170,8 @@ def test_unusual_slis_render_rules_and_tests_that_pass(tmp_path: Path) -> None:
             "name": "errors",
             "objective": 99.99,
             "sli": {"type": "ratio", "errors": "app_errors_total", "total": "app_requests_total"},
+            "period": "28d",
+            "minEvents": 1000,
         },
         {
             "name": "grpc",
@@ -182,7 +191,10 @@ def test_unusual_slis_render_rules_and_tests_that_pass(tmp_path: Path) -> None:
     files = slo_artifacts(parse(raw))
     for relative, text in files.items():
         (tmp_path / Path(relative).name).write_text(text)
-    assert 'le="1"' in files["prometheus/go-http-server.rules.yml"]
+    tests = files["prometheus/go-http-server.test.yml"]
+    assert "slow: buckets spelled 0.9999999999999999, 1, 1.0, 1.00, 1.0000000000000002 all count" in tests
+    assert "errors: fewer than 1000 requests per window fire nothing" in tests
+    assert "slo:sli_error:ratio_rate28d" in files["prometheus/go-http-server.rules.yml"]
     checked = subprocess.run(
         [promtool, "check", "rules", "--lint-fatal", "go-http-server.rules.yml"],
         cwd=tmp_path,
@@ -191,5 +203,10 @@ def test_unusual_slis_render_rules_and_tests_that_pass(tmp_path: Path) -> None:
         timeout=120,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    [tested] = run_all([([promtool, "test", "rules", "go-http-server.test.yml"], tmp_path)])
-    assert tested.returncode == 0, tested.output
+    for tested in run_all(
+        [
+            ([promtool, "test", "rules", name], tmp_path)
+            for name in ("go-http-server.test.yml", "go-http-server.long.test.yml")
+        ]
+    ):
+        assert tested.returncode == 0, tested.output
