@@ -20,6 +20,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from policies.github import PLAINTEXT_SECRETS
 from policies.resource_types import KUBERNETES_SECRET, REPOSITORY_FILE, SECRET_VALUE_FIELDS
@@ -39,16 +40,25 @@ SKIPPED_TYPES = frozenset({REPOSITORY_FILE})
 
 
 def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """(path, text) of every string, keys too (a label key can carry a token as well as its value)."""
+    """(path, text) of every known string, keys too (a label key can carry a token as well as its value).
+    A value unknown during preview is passed over: the engine analyzes the resource again at `pulumi up`."""
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, Mapping):
         for key in value:
             child = f"{path}.{key}" if path else str(key)
             yield child, str(key)
-            yield from strings(value[key], child)
+            try:
+                inner = value[key]
+            except UnknownValueError:
+                continue
+            yield from strings(inner, child)
     elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        for index, item in enumerate(value):
+        for index in range(len(value)):
+            try:
+                item = value[index]
+            except UnknownValueError:
+                continue
             yield from strings(item, f"{path}[{index}]")
 
 

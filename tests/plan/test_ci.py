@@ -26,6 +26,7 @@ def test_a_failed_plan_replaces_the_previous_result_with_its_errors(plans: dict,
     result = roadbike("plan", "--stack", "dev", "--config-file", str(config), "--out", str(out))
     assert result.returncode == 2
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        ".roadbike-plan.json",  # roadbike's marker: the files it wrote
         "plan.json",
         "policy/report.json",
         "policy/report.sarif",
