@@ -4,6 +4,7 @@ did not write, --stack is a name, two plans never mix, exit codes mean one thing
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import resource
 import shutil
@@ -121,10 +122,9 @@ def test_a_full_disk_is_exit_3_and_leaves_no_truncated_plan(tmp_path: Path) -> N
     assert not [p for p in tmp_path.iterdir() if ".roadbike-" in p.name]
 
 
-def test_a_full_disk_keeps_the_previous_plan(tmp_path: Path) -> None:
+def test_a_full_disk_never_leaves_a_truncated_plan_in_place_of_the_previous(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert plan(out).returncode == 0
-    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     result = subprocess.run(
         [str(Path(sys.executable).parent / "roadbike"), "plan", "--stack", "dev", "--out", str(out)],
         cwd=REPO,
@@ -134,7 +134,15 @@ def test_a_full_disk_keeps_the_previous_plan(tmp_path: Path) -> None:
         preexec_fn=_file_size_limit,
     )
     assert result.returncode == 3, result.stderr
-    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    # The previous result does not survive a failed run: its place holds the record of the errors,
+    # complete (every file its marker lists), and no truncated plan.
+    listed = json.loads((out / MARKER).read_text())["files"]
+    assert sorted(listed) == sorted(
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MARKER
+    )
+    assert "the plan failed" in (out / "policy/summary.md").read_text()
+    assert json.loads((out / "plan.json").read_text())["resources"] == []
+    assert not [p for p in tmp_path.iterdir() if ".roadbike-" in p.name]
 
 
 KILLER = """
