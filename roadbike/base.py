@@ -31,6 +31,7 @@ MAX_REVISION_LENGTH = 256
 CONFIG_ERROR_LINE = "error: invalid stack config; no resource was planned"
 REPORT_DIRS = ("policy",)
 PLAN_FILE = "plan.json"
+PLAN_MARKER = ".roadbike-plan.json"  # roadbike.outdir.MARKER: the list of files a plan wrote, not an artifact
 
 
 class BaseError(Exception):
@@ -100,7 +101,11 @@ def read_plan_dir(directory: Path, stack: str, label: str) -> Base:
     artifacts = {}
     for file in sorted(directory.rglob("*")):
         relative = file.relative_to(directory)
-        if file.is_file() and relative.parts[0] not in REPORT_DIRS and relative.name != PLAN_FILE:
+        if (
+            file.is_file()
+            and relative.parts[0] not in REPORT_DIRS
+            and relative.name not in (PLAN_FILE, PLAN_MARKER)
+        ):
             artifacts[relative.as_posix()] = _read_text(file, "a plan artifact")
     outputs = document.get("outputs")
     return Base(label, document["resources"], outputs if isinstance(outputs, dict) else {}, artifacts)
