@@ -31,8 +31,6 @@ ENGINE_TOOLS = (
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "policies")
 PASSPHRASE = "roadbike-test-passphrase"  # encrypts only the scratch stack's stand-in secrets
 PREVIEW_TIMEOUT = 900
-# The engine's marker for a value unknown during preview (sdk/go/common/resource/plugin/rpc.go).
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # Resources only the engine has: the stack itself and the default providers it makes.
 ENGINE_ONLY_TYPES = ("pulumi:pulumi:Stack",)
 DEFAULT_PROVIDER_MARK = "::default_"
@@ -74,7 +72,7 @@ class Preview:
         }
 
     def outputs(self) -> dict[str, Any]:
-        """The stack outputs as the engine last saw them (unknowns are the engine's UNKNOWN marker)."""
+        """The stack outputs as the engine last saw them (unknowns as the engine's unknown marker)."""
         found: dict[str, Any] = {}
         for event in self._of("resOutputsEvent"):
             if event["metadata"]["type"] == "pulumi:pulumi:Stack":

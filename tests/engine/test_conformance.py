@@ -18,7 +18,8 @@ from tests.engine.real_engine import Preview, real_preview
 from tests.helpers import REPO, roadbike
 
 CLUSTER_SIDE = {"roadbike:github.enabled": "false"}
-STAND_INS = {"prod": {"roadbike:registry.password": "stand-in-registry-token"}}
+# The external registry's password, which its operator sets on a real stack (prod and its variants).
+REGISTRY_PASSWORD = {"roadbike:registry.password": "stand-in-registry-token"}
 # The stacks and fixtures the engine can preview with the providers built here (see tools/go-tools.txt).
 COMMITTED = {stack: REPO / f"stacks/Pulumi.{stack}.yaml" for stack in ("dev", "staging", "prod")}
 FIXTURES = {
@@ -34,7 +35,7 @@ def previews(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Previe
     found = {}
     for stack, stack_file in PREVIEWED.items():
         work = tmp_path_factory.mktemp(f"engine-{stack}")
-        secrets = STAND_INS.get("prod") if "prod" in stack else None
+        secrets = REGISTRY_PASSWORD if stack.startswith("prod") else None
         preview = real_preview(stack, work / "engine", stack_file, CLUSTER_SIDE, secrets)
         out = work / "plan"
         result = roadbike(

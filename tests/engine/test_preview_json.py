@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.engine.real_engine import real_preview
-from tests.engine.test_conformance import CLUSTER_SIDE, STAND_INS
+from tests.engine.test_conformance import CLUSTER_SIDE, REGISTRY_PASSWORD
 from tests.helpers import roadbike
 
 # What roadbike adds: the policy violations, as the engine's own policy events.
@@ -15,7 +15,7 @@ ROADBIKE_ONLY = {"policyEvents"}
 
 def test_the_json_has_the_real_previews_shape_and_counts(tmp_path: Path) -> None:
     preview = real_preview(
-        "prod", tmp_path / "engine", None, CLUSTER_SIDE, STAND_INS["prod"], streaming=False
+        "prod", tmp_path / "engine", None, CLUSTER_SIDE, REGISTRY_PASSWORD, streaming=False
     )
     assert preview.returncode == 0 and preview.document is not None, preview.output
     real = preview.document
