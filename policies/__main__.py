@@ -10,8 +10,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pulumi_policy import EnforcementLevel, PolicyPack
 
 from policies.catalog import PACK_NAME, POLICIES
+from policies.recorder import install as install_recorder
 
 if __name__ == "__main__":
+    install_recorder()
     PolicyPack(
         name=PACK_NAME,
         policies=POLICIES,

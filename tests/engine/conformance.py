@@ -72,3 +72,57 @@ def conformance_problems(preview: Preview, plan_dir: Path) -> list[str]:
     problems += [f"not run only in the plan: {p}" for p in sorted(skipped_plan - skipped_engine)]
     problems += [f"not run only in the preview: {p}" for p in sorted(skipped_engine - skipped_plan)]
     return problems
+
+
+# What the pack received: (call, URN) -> properties, from the files policies/recorder.py writes.
+Received = dict[tuple[str, str], dict[str, Any]]
+
+
+def received(record: Path) -> Received:
+    found: Received = {}
+    for path in sorted(record.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            key = (entry["call"], entry["urn"])
+            assert key not in found, f"{key} received twice"
+            found[key] = entry["properties"]
+    return found
+
+
+def _differences(plan: Any, engine: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(key path, how) wherever the two property values differ."""
+    if isinstance(plan, dict) and isinstance(engine, dict):
+        for key in sorted(set(plan) | set(engine)):
+            inner = f"{path}.{key}" if path else key
+            if key not in engine:
+                yield inner, "only in the plan"
+            elif key not in plan:
+                yield inner, "only in the preview"
+            else:
+                yield from _differences(plan[key], engine[key], inner)
+    elif isinstance(plan, list) and isinstance(engine, list) and len(plan) == len(engine):
+        for index, (a, b) in enumerate(zip(plan, engine, strict=True)):
+            yield from _differences(a, b, f"{path}[{index}]")
+    elif plan != engine:
+        yield path, f"plan {json.dumps(plan)[:120]}, preview {json.dumps(engine)[:120]}"
+
+
+# A difference: (call, the resource's type and name, key path).
+Difference = tuple[str, str, str]
+
+
+def received_differences(plan: Received, engine: Received) -> dict[Difference, str]:
+    """Every way the properties the pack received from the plan differ from the preview's, per call and URN:
+    a resource analysed on one side only (key path "") or a property that differs."""
+    found: dict[Difference, str] = {}
+    for call, urn in sorted(set(plan) | set(engine)):
+        parts = urn.split("::")
+        name = parts[2].rsplit("$", 1)[-1] + "::" + parts[-1]
+        if (call, urn) not in engine:
+            found[(call, name, "")] = f"{urn} only in the plan"
+        elif (call, urn) not in plan:
+            found[(call, name, "")] = f"{urn} only in the preview"
+        else:
+            for path, how in _differences(plan[(call, urn)], engine[(call, urn)]):
+                found[(call, name, path)] = f"{urn}: {how}"
+    return found

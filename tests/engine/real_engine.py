@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from policies.recorder import RECORD_VARIABLE
 from tests.helpers import REPO
 
 ENGINE_TOOLS = (
@@ -159,13 +160,17 @@ def real_preview(
     settings: dict[str, str] | None = None,
     secrets: dict[str, str] | None = None,
     streaming: bool = True,
+    record: Path | None = None,
 ) -> Preview:
     """`pulumi preview --stack STACK --policy-pack policies` of a scratch copy of the project.
 
     `settings` and `secrets` are `pulumi config set --path KEY VALUE` (with `--secret` for the latter),
-    applied to the copy's stack file before the preview.
+    applied to the copy's stack file before the preview. With `record`, the pack writes what it receives
+    there (policies/recorder.py).
     """
     env = _environment(workdir / "home", workdir / "state")
+    if record is not None:
+        env[RECORD_VARIABLE] = str(record)
     (workdir / "state").mkdir(parents=True)
     project = _copy_project(
         stack, stack_file or REPO / "stacks" / f"Pulumi.{stack}.yaml", workdir / "project"

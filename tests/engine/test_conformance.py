@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conformance import conformance_problems
+from policies.recorder import RECORD_VARIABLE
+from tests.engine.conformance import Difference, conformance_problems, received, received_differences
 from tests.engine.real_engine import Preview, real_preview
 from tests.helpers import REPO, roadbike
 
@@ -36,10 +37,19 @@ def previews(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Previe
     for stack, stack_file in PREVIEWED.items():
         work = tmp_path_factory.mktemp(f"engine-{stack}")
         secrets = REGISTRY_PASSWORD if stack.startswith("prod") else None
-        preview = real_preview(stack, work / "engine", stack_file, CLUSTER_SIDE, secrets)
+        preview = real_preview(
+            stack, work / "engine", stack_file, CLUSTER_SIDE, secrets, record=work / "engine-received"
+        )
         out = work / "plan"
         result = roadbike(
-            "plan", "--stack", stack, "--config-file", str(preview.stack_file), "--out", str(out)
+            "plan",
+            "--stack",
+            stack,
+            "--config-file",
+            str(preview.stack_file),
+            "--out",
+            str(out),
+            env={RECORD_VARIABLE: str(work / "plan-received")},
         )
         assert result.returncode in (0, 1), result.stdout + result.stderr
         found[stack] = (preview, out)
@@ -73,6 +83,26 @@ def test_the_insecure_fixtures_are_refused_by_the_engine_as_by_the_plan(
 def test_the_plan_agrees_with_the_real_preview(previews: dict[str, tuple[Preview, Path]], stack: str) -> None:
     preview, out = previews[stack]
     assert conformance_problems(preview, out) == []
+
+
+# Where the properties the pack receives cannot agree, each named: (call, type::name, key path) -> why.
+RECEIVED_EXCEPTIONS: dict[str, dict[Difference, str]] = {"dev": {}, "staging": {}, "prod": {}}
+
+
+@pytest.mark.parametrize("stack", sorted(COMMITTED))
+def test_the_pack_receives_from_the_plan_what_it_receives_from_the_real_preview(
+    previews: dict[str, tuple[Preview, Path]], stack: str
+) -> None:
+    """Per call (Analyze, AnalyzeStack) and URN, the very properties the engine sends the pack: the
+    provider's checked inputs to resource policies, each resource's outputs to stack policies."""
+    _, out = previews[stack]
+    work = out.parent
+    engine, plan = received(work / "engine-received"), received(work / "plan-received")
+    assert len(engine) > 40 and {call for call, _ in engine} == {"Analyze", "AnalyzeStack"}
+    differences = received_differences(plan, engine)
+    assert set(differences) == set(RECEIVED_EXCEPTIONS[stack]), "\n".join(
+        f"{key}: {how}" for key, how in sorted(differences.items()) if key not in RECEIVED_EXCEPTIONS[stack]
+    )
 
 
 def test_a_resource_on_one_side_only_breaks_conformance(
