@@ -29,6 +29,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from roadbike import interrupt
 from roadbike.program import ProgramRun, RecordedResource
+from roadbike.providers import checked_inputs, engine_only_resources, preview_outputs
 
 ENFORCEMENT_NAMES = {
     analyzer_pb2.ADVISORY: "advisory",
@@ -351,8 +352,11 @@ class AnalysisSession:
         stack: str,
         policy_config: dict[str, Any],
         policy_config_source: str = "--policy-pack-config",
+        config: dict[str, str] | None = None,
+        secret_keys: list[str] | None = None,
     ) -> None:
         self.packs = list(packs)
+        self.config, self.secret_keys = config or {}, secret_keys or []  # the stack's, for default providers
         self.project, self.stack = project, stack
         self.policy_config, self.policy_config_source = policy_config, policy_config_source
         self._queue: queue.Queue[RecordedResource | None] = queue.Queue()
@@ -371,8 +375,16 @@ class AnalysisSession:
     def submit(self, resource: RecordedResource) -> None:
         self._queue.put(resource)
 
+    def _engine_only(self, run: ProgramRun) -> list[RecordedResource]:
+        """The Stack and the default providers, analysed as the engine analyses them (after the program,
+        once it has shown which providers it uses)."""
+        return engine_only_resources(run.resources, run.stack_urn, self.config, self.secret_keys)
+
     def finish(self, run: ProgramRun) -> PolicyResult:
         """Run `AnalyzeStack`, wait for every `Analyze` answer, and gather the violations."""
+        engine_only = self._engine_only(run)
+        for resource in engine_only:
+            self._queue.put(resource)
         for _ in self._workers:
             self._queue.put(None)
         stack_pack = len(self.packs) - 1
@@ -380,7 +392,9 @@ class AnalysisSession:
         stack_answer = None
         if not self._errors:
             stack_request = analyzer_pb2.AnalyzeStackRequest(
-                resources=[_stack_resource(r) for r in run.resources] + [_root_stack_resource(run)]
+                resources=[_stack_resource(r) for r in engine_only[1:]]  # the Stack: its outputs, below
+                + [_stack_resource(r) for r in run.resources]
+                + [_root_stack_resource(run)]
             )
             try:
                 stack_answer = self.packs[stack_pack].stub.AnalyzeStack(stack_request)
@@ -510,34 +524,21 @@ def analyze(
 def _analyze_request(resource: RecordedResource) -> Any:
     return analyzer_pb2.AnalyzeRequest(
         type=resource.type,
-        properties=_struct(resource.inputs),
+        properties=_struct(checked_inputs(resource)),
         urn=resource.urn,
         name=resource.name,
         options=_resource_options(resource),
     )
 
 
-def _without_secrets(value: Any) -> Any:
-    """Engine-form values with every secret dropped to a marker: a secret output is not in clear."""
-    from roadbike.program import is_secret
-
-    if is_secret(value):
-        return "[secret]"
-    if isinstance(value, dict):
-        return {k: _without_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_secrets(v) for v in value]
-    return value
-
-
 def _root_stack_resource(run: ProgramRun) -> Any:
-    """The stack itself, its outputs as its properties (as the engine has them after the update), so the
-    stack policies read the outputs too; its secret outputs are left out."""
+    """The stack itself, its outputs as its properties (secrets marked, unknowns unknown), as the engine
+    has them, so the stack policies read the outputs too."""
     from roadbike.program import STACK_TYPE
 
     return analyzer_pb2.AnalyzerResource(
         type=STACK_TYPE,
-        properties=_struct(_without_secrets(run.outputs)),
+        properties=_struct(run.outputs),
         urn=run.stack_urn,
         name=run.stack_urn.rsplit("::", 1)[-1],
     )
@@ -546,7 +547,7 @@ def _root_stack_resource(run: ProgramRun) -> Any:
 def _stack_resource(resource: RecordedResource) -> Any:
     message = analyzer_pb2.AnalyzerResource(
         type=resource.type,
-        properties=_struct(resource.inputs),
+        properties=_struct(preview_outputs(resource)),
         urn=resource.urn,
         name=resource.name,
         options=_resource_options(resource),

@@ -183,7 +183,15 @@ def _plan_into(
 
     with running_packs(pack_dir, PROJECT, options.stack, pack_processes()) as packs:
         source = str(options.policy_pack_config or "--policy-pack-config")
-        session = AnalysisSession(packs, PROJECT, options.stack, policy_config, source)
+        session = AnalysisSession(
+            packs,
+            PROJECT,
+            options.stack,
+            policy_config,
+            source,
+            stack_file.pulumi_config(),
+            stack_file.secret_keys,
+        )
         _progress(f"Running the program for stack {options.stack} under the mock monitor...", err)
         program_started = time.perf_counter()
         run = run_program(

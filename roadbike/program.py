@@ -41,6 +41,8 @@ class RecordedResource:
     property_dependencies: dict[str, list[str]]
     inputs: dict[str, Any]  # engine form: camelCase, secrets wrapped
     provider: str = ""
+    version: str = ""  # the provider package's version the SDK asked for
+    outputs: dict[str, Any] | None = None  # a component's register_outputs (engine form), once called
 
 
 @dataclass
@@ -90,6 +92,7 @@ class RecordingMonitor(mocks.MockMonitor):
     ) -> None:
         super().__init__(mocks_)
         self.recorded: list[RecordedResource] = []
+        self.by_urn: dict[str, RecordedResource] = {}
         self.ids: dict[str, str] = {}
         self.on_resource = on_resource
 
@@ -119,11 +122,21 @@ class RecordingMonitor(mocks.MockMonitor):
             # Referenced resources are registered before their dependents, so their ids are known here.
             inputs=_resolve_refs(props, self.ids),
             provider=request.provider,
+            version=request.version,
         )
+        self.by_urn[recorded.urn] = recorded
         self.recorded.append(recorded)
         if self.on_resource is not None:
             self.on_resource(recorded)
         return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        """A component's outputs, kept as the engine keeps them (its outputs from then on)."""
+        recorded = self.by_urn.get(request.urn)
+        if recorded is not None:
+            outputs = json_format.MessageToDict(request.outputs, preserving_proto_field_name=True)
+            recorded.outputs = _resolve_refs(outputs, self.ids)
+        return super().RegisterResourceOutputs(request)
 
     def _register(self, request: Any) -> Any:
         """The mock monitor's registration; for a resource whose outputs are its inputs (every type

@@ -232,7 +232,16 @@ class StackFile:
     def pulumi_config(self) -> dict[str, str]:
         """All config as the engine passes it to a program: namespaced keys, JSON text for structures."""
         merged = {f"{PROJECT}:{k}": v for k, v in self.raw.items()} | self.other_config
-        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
+        return {k: v if isinstance(v, str) else engine_json(v) for k, v in merged.items()}
+
+
+def engine_json(value: Any) -> str:
+    """A structured config value as the engine's text of it (Go's json.Marshal: compact, keys sorted,
+    `<`, `>`, `&`, U+2028 and U+2029 escaped)."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
 
 
 def _replace_secure(value: Any, path: tuple[str | int, ...], found: list[tuple[str | int, ...]]) -> Any:
