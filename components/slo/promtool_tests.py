@@ -7,9 +7,6 @@ latency) every spelling of the threshold's bucket counts while a series without 
 from __future__ import annotations
 
 import math
-import re
-import re._constants as sre_constants  # type: ignore[import-not-found]
-import re._parser as sre_parse  # type: ignore[import-not-found]
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +14,7 @@ from typing import Any
 
 from components.config import Service, Slo, StackConfig
 from components.naming import ServiceNames, service_names
+from components.slo import label_regex
 from components.slo.burn_rates import (
     ABSENT_FOR,
     PAGE,
@@ -96,59 +94,6 @@ def counter_values(steps: list[tuple[int, Decimal]]) -> str:
     return " ".join(parts)
 
 
-def _regex_example(pattern: str) -> str | None:
-    """A short string the regex matches, or None; good enough for selectors' typical regexes."""
-    try:
-        tree = sre_parse.parse(pattern)
-    except re.error:
-        return None
-    return _emit(list(tree))
-
-
-def _emit(items: list[Any]) -> str | None:
-    out = ""
-    for op, arg in items:
-        if op is sre_constants.LITERAL:
-            out += chr(arg)
-        elif op is sre_constants.ANY:
-            out += "0"
-        elif op is sre_constants.IN:
-            first = _emit_class(arg)
-            if first is None:
-                return None
-            out += first
-        elif op is sre_constants.BRANCH:
-            part = _emit(list(arg[1][0]))
-            if part is None:
-                return None
-            out += part
-        elif op is sre_constants.SUBPATTERN:
-            part = _emit(list(arg[-1]))
-            if part is None:
-                return None
-            out += part
-        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
-            low, _, sub = arg
-            part = _emit(list(sub))
-            if part is None:
-                return None
-            out += part * low
-        elif op is not sre_constants.AT:
-            return None
-    return out
-
-
-def _emit_class(items: list[Any]) -> str | None:
-    op, arg = items[0]
-    if op is sre_constants.LITERAL:
-        return str(chr(arg))
-    if op is sre_constants.RANGE:
-        return str(chr(arg[0]))
-    if op is sre_constants.CATEGORY:
-        return {sre_constants.CATEGORY_DIGIT: "0", sre_constants.CATEGORY_WORD: "a"}.get(arg)
-    return None
-
-
 _CANDIDATES = ("", "200", "500", "OK", "ok", "error", "true", "false", "0", "1", "x")
 
 
@@ -160,7 +105,7 @@ def example_labels(matchers: Iterable[Matcher]) -> dict[str, str] | None:
     labels: dict[str, str] = {}
     for name, group in sorted(by_label.items()):
         candidates = [m.value for m in group if m.op == "="]
-        candidates += [x for m in group if m.op == "=~" and (x := _regex_example(m.value)) is not None]
+        candidates += [x for m in group if m.op == "=~" and (x := label_regex.example(m.value)) is not None]
         candidates += list(_CANDIDATES) + [m.value + "_other" for m in group]
         value = next((c for c in candidates if all(m.matches(c) for m in group)), None)
         if value is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from components.slo import label_regex
+
 _MATCHER = re.compile(
     r"""\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*,?"""
 )
@@ -29,8 +31,8 @@ class Matcher:
         if self.op == "!=":
             return value != self.value
         try:
-            found = re.fullmatch(self.value, value) is not None
-        except re.error:
+            found = label_regex.fullmatch(self.value, value)
+        except (label_regex.RegexSyntaxError, label_regex.RegexUnsupported):
             return False
         return found if self.op == "=~" else not found
 

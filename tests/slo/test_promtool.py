@@ -10,11 +10,17 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from components.config import Slo
+from components.naming import service_names
 from components.slo.files import slo_artifacts
+from components.slo.promtool_tests import synthetic_sli
+from components.slo.rules import sli_queries
+from components.slo.selectors import Selector, parse_selector
 from tests.helpers import STACKS, parse, require_tool, stack_raw
 
 PROMTOOL_TIMEOUT = 300
@@ -210,3 +216,75 @@ def test_unusual_slis_render_rules_and_tests_that_pass(tmp_path: Path) -> None:
         ]
     ):
         assert tested.returncode == 0, tested.output
+
+
+# Label regexes whose example series the generator makes from the regex's parse tree (never by running
+# the regex in Python): promtool, with Go's RE2, says whether each series is selected as it should be.
+EXAMPLE_SLIS = [
+    ('http_requests_total{code=~"5.."}', "http_requests_total"),
+    ('http_requests_total{code=~"5..|429"}', 'http_requests_total{handler=~"/api(/v[0-9])?"}'),
+    ('http_requests_total{code=~"(?:4|5)\\\\d{2}"}', "http_requests_total"),
+    ('http_requests_total{code!~"[23].."}', "http_requests_total"),
+    ('grpc_server_handled_total{grpc_code=~"Unavailable|Deadline(Exceeded)?"}', "grpc_server_handled_total"),
+    (
+        'grpc_server_handled_total{grpc_code=~"[[:upper:]][a-z]+",grpc_code!="OK"}',
+        "grpc_server_handled_total",
+    ),
+    ('app_errors_total{kind=~"[^a-z].*"}', 'app_requests_total{route=~".+"}'),
+]
+
+
+def _selection_tests(config: Any, errors: str, total: str, spoil: bool) -> dict[str, Any]:
+    """A promtool test: each synthetic series selected by the SLI's selectors as its role says (the bad
+    one by the errors selector, every one by the total); `spoil` drops the labels the `=~` regexes chose."""
+    objective = Slo.model_validate(
+        {"name": "a", "objective": 99, "sli": {"type": "ratio", "errors": errors, "total": total}}
+    )
+    queries = sli_queries(service_names(config, config.services[0]), objective)
+    assert queries.bad is not None
+    series = synthetic_sli(queries).series
+    regex_labels = {m.name for s in (queries.bad, queries.total) for m in s.matchers if m.op == "=~"}
+    inputs = []
+    for text, _ in series:
+        selector = parse_selector(text)
+        labels = {m.name: m.value for m in selector.matchers if not (spoil and m.name in regex_labels)}
+        inputs.append({"series": Selector(selector.metric).with_labels(labels).render(), "values": "1x5"})
+    bad = sum(1 for _, role in series if role == "bad")
+    same_metric = queries.bad.metric == queries.total.metric
+    expected = [(queries.bad, bad), (queries.total, len(series) if same_metric else 1)]
+    return {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "promql_expr_test": [
+                    {
+                        "expr": f"count({s.render()})",
+                        "eval_time": "1m",
+                        "exp_samples": [{"labels": "{}", "value": n}],
+                    }
+                    for s, n in expected
+                ],
+            }
+        ]
+    }
+
+
+def test_example_series_are_selected_by_the_sli_selectors_as_promtool_matches_them(tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    config = parse(stack_raw("dev"))
+    commands = []
+    for index, (errors, total) in enumerate(EXAMPLE_SLIS):
+        for spoil in (False, True):
+            name = f"{index}-{'spoiled' if spoil else 'example'}.test.yml"
+            (tmp_path / name).write_text(yaml.safe_dump(_selection_tests(config, errors, total, spoil)))
+            commands.append(([promtool, "test", "rules", name], tmp_path))
+    results = run_all(commands)
+    for tool, (errors, total) in zip(results[0::2], EXAMPLE_SLIS, strict=True):
+        assert tool.returncode == 0, f"{errors} / {total}: {tool.output}"
+    # Without the values the regexes chose, the same test fails (each of these SLIs has an `=~`, but the one
+    # with `!~` only).
+    for tool, (errors, total) in zip(results[1::2], EXAMPLE_SLIS, strict=True):
+        spoiled = tool.returncode != 0 and "count(" in tool.output
+        assert spoiled == ("=~" in errors + total), f"{errors} / {total}: {tool.output}"
+

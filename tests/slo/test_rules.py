@@ -577,3 +577,19 @@ def test_sloth_metadata_rules_have_sloths_names_and_labels() -> None:
     assert records["slo:sli_error:ratio_rate30d"]["labels"]["sloth_window"] == "30d"
     alerts = [r for g in rule_groups(config, config.services[1]) for r in g["rules"] if "alert" in r]
     assert all(sloth.items() <= a["labels"].items() for a in alerts)
+
+
+def test_no_user_regex_reaches_pythons_regex_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example series and every match the generator makes come from the regex's parse tree."""
+    user = ["5..|429", "[^a-z].*", "(a|a)*c"]
+    compile_ = re._compile  # type: ignore[attr-defined]
+
+    def guarded(pattern: Any, flags: Any) -> Any:
+        assert pattern not in user, f"{pattern!r} given to Python's re"
+        return compile_(pattern, flags)
+
+    monkeypatch.setattr(re, "_compile", guarded)
+    labels = example_labels([Matcher("code", "=~", user[0]), Matcher("kind", "=~", user[1])])
+    assert labels == {"code": "500", "kind": "0"}
+    assert not Matcher("x", "=~", user[2]).matches("a" * 5000)  # no backtracking: polynomial, not 2^5000
+    assert Matcher("x", "!~", user[0]).matches("200")
