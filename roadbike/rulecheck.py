@@ -6,6 +6,10 @@ parser, exactly as Prometheus will when it loads the rules. A rule it refuses me
 config made it invalid: the plan stops with exit 2 naming that key (the service's SLO, or the runbook
 base URL for a broken runbook_url template), instead of promtool failing later in the cluster.
 
+The queries of the Argo Rollouts AnalysisTemplates the plan writes are checked the same way: each one, its
+`{{args.NAME}}` replaced by the template's value for that argument (as Argo Rollouts substitutes them),
+becomes a recording rule of a file of its own (`<service>.analysis-template.rules.yml`).
+
 Without promtool the plan still runs and says on stderr that the rules were not checked.
 """
 
@@ -17,6 +21,9 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from components.config import ConfigError, StackConfig, key_path
 
@@ -25,6 +32,9 @@ PROBLEM = re.compile(
     r"(?P<message>.*)$"
 )
 TIMEOUT_SECONDS = 60
+ANALYSIS_SUFFIX = ".analysis-template"
+ANALYSIS_GROUP = "analysis-template-"
+ARGUMENT = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 
 
 def promtool() -> str | None:
@@ -34,6 +44,7 @@ def promtool() -> str | None:
 def check_rule_files(config: StackConfig, files: dict[str, str], source: str) -> str | None:
     """Raise ConfigError naming the keys behind rules promtool refuses; the warning to print, if any."""
     rule_files = {path: text for path, text in files.items() if path.endswith(".rules.yml")}
+    rule_files |= analysis_rule_files(files)
     if not rule_files:
         return None
     tool = promtool()
@@ -67,6 +78,33 @@ def check_rule_files(config: StackConfig, files: dict[str, str], source: str) ->
     raise ConfigError(problems)
 
 
+def analysis_rule_files(files: dict[str, str]) -> dict[str, str]:
+    """A rule file per AnalysisTemplate the plan writes: each metric's query, its arguments substituted."""
+    found = {}
+    for path, text in sorted(files.items()):
+        if not (path.startswith("k8s/") and "/analysistemplate-" in path and path.endswith(".yaml")):
+            continue
+        template = yaml.safe_load(text)
+        service = template["metadata"]["labels"]["app.kubernetes.io/name"]
+        values = {
+            arg["name"]: str(arg["value"]) for arg in template["spec"].get("args", []) if "value" in arg
+        }
+        groups = [
+            {
+                "name": f"{ANALYSIS_GROUP}{service}-{metric['name']}",
+                "rules": [{"record": "roadbike:analysis_gate", "expr": _substituted(metric, values)}],
+            }
+            for metric in template["spec"]["metrics"]
+        ]
+        found[f"prometheus/{service}{ANALYSIS_SUFFIX}.rules.yml"] = yaml.safe_dump({"groups": groups})
+    return found
+
+
+def _substituted(metric: dict[str, Any], values: dict[str, str]) -> str:
+    query = str(metric["provider"]["prometheus"]["query"])
+    return ARGUMENT.sub(lambda found: values.get(found[1], found[0]), query)
+
+
 def _problems(config: StackConfig, output: str, source: str) -> list[str]:
     services = {service.name: index for index, service in enumerate(config.services)}
     found = []
@@ -74,22 +112,28 @@ def _problems(config: StackConfig, output: str, source: str) -> list[str]:
         match = PROBLEM.match(line.strip())
         if match is None:
             continue
-        service = match["file"].rsplit("/", 1)[-1].removesuffix(".rules.yml")
+        file = match["file"].rsplit("/", 1)[-1].removesuffix(".rules.yml")
+        service = file.removesuffix(ANALYSIS_SUFFIX)
         message = match["message"]
+        what = f"the generated rule {match['rule']!r} of group {match['group']!r}"
+        if file.endswith(ANALYSIS_SUFFIX):
+            metric = match["group"].removeprefix(f"{ANALYSIS_GROUP}{service}-")
+            what = f"the query of metric {metric!r} of the AnalysisTemplate {service}-sli-gate"
         if 'annotation "runbook_url"' in message and config.prometheus.runbook_base_url:
             loc: tuple[str | int, ...] = ("prometheus", "runbookBaseUrl")
         elif service in services:
             index = services[service]
             loc = ("services", index)
             for slo_index, slo in enumerate(config.services[index].slos):
-                if match["group"] in (f"slo-sli-{service}-{slo.name}", f"slo-alerts-{service}-{slo.name}"):
+                if match["group"] in (
+                    f"slo-sli-{service}-{slo.name}",
+                    f"slo-alerts-{service}-{slo.name}",
+                    f"{ANALYSIS_GROUP}{service}-{slo.name}",
+                ):
                     loc = ("services", index, "slos", slo_index, "sli")
         else:
             loc = ("services",)
-        entry = (
-            f"{source}: {key_path(loc)}: makes the generated rule {match['rule']!r} of group "
-            f"{match['group']!r} invalid (promtool: {message})"
-        )
+        entry = f"{source}: {key_path(loc)}: makes {what} invalid (promtool: {message})"
         if entry not in found:
             found.append(entry)
     return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import Slo
+from components.config import ConfigError, Slo
 from components.naming import service_names
+from components.slo.analysis import analysis_template
 from components.slo.files import slo_artifacts
 from components.slo.promtool_tests import synthetic_sli
 from components.slo.rules import sli_queries
 from components.slo.selectors import Selector, parse_selector
+from roadbike.rulecheck import analysis_rule_files, check_rule_files
 from tests.helpers import STACKS, parse, require_tool, stack_raw
 
 PROMTOOL_TIMEOUT = 300
@@ -288,3 +291,31 @@ def test_example_series_are_selected_by_the_sli_selectors_as_promtool_matches_th
         spoiled = tool.returncode != 0 and "count(" in tool.output
         assert spoiled == ("=~" in errors + total), f"{errors} / {total}: {tool.output}"
 
+
+def _analysis_files(config: Any, index: int, query_edit: Callable[[str], str]) -> dict[str, str]:
+    """The SLO rule files and a service's AnalysisTemplate as the plan writes them, its first query edited."""
+    service = config.services[index]
+    template = analysis_template(config, service)
+    metric = template["spec"]["metrics"][0]["provider"]["prometheus"]
+    metric["query"] = query_edit(metric["query"])
+    name = template["metadata"]["name"]
+    path = f"k8s/{template['metadata']['namespace']}/analysistemplate-{name}.yaml"
+    return {**slo_artifacts(config), path: yaml.safe_dump(template)}
+
+
+def test_analysis_template_queries_are_checked_by_promtool_with_their_arguments_substituted() -> None:
+    require_tool("promtool")
+    config = parse(stack_raw("dev"))
+    files = _analysis_files(config, 1, lambda query: query)
+    [(path, text)] = analysis_rule_files(files).items()
+    assert path == "prometheus/orders-api.analysis-template.rules.yml"
+    assert 'rollouts_pod_template_hash=~".*"' in text and "{{" not in text
+    assert check_rule_files(config, files, "stacks/Pulumi.dev.yaml") is None
+    broken = _analysis_files(config, 1, lambda query: query.replace("[5m]", "[5m", 1))
+    with pytest.raises(ConfigError) as refused:
+        check_rule_files(config, broken, "stacks/Pulumi.dev.yaml")
+    [problem] = refused.value.problems
+    assert problem.startswith(
+        "stacks/Pulumi.dev.yaml: roadbike:services[1].slos[0].sli: makes the query of metric 'availability' "
+        "of the AnalysisTemplate orders-api-sli-gate invalid (promtool: "
+    ), problem
