@@ -102,17 +102,18 @@ def engine_only_resources(
     resources: list[RecordedResource], stack_urn: str, config: dict[str, str], secret_keys: list[str]
 ) -> list[RecordedResource]:
     """The Stack and the default providers the engine makes (one per package a custom resource uses
-    without an explicit provider, in the order first used), analysed as the engine analyses them."""
+    without an explicit provider at a version, in the order first used), analysed as the engine analyses
+    them."""
     prefix = stack_urn.split("::", 2)
     base = "::".join(prefix[:2])
     stack_name = stack_urn.rsplit("::", 1)[-1]
     found = [RecordedResource(stack_urn, STACK_TYPE, stack_name, False, "", [], {}, {}, outputs={})]
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for resource in resources:
         name = package(resource.type)
-        if not resource.custom or resource.provider or name in seen:
+        if not resource.custom or resource.provider or (name, resource.version) in seen:
             continue
-        seen.add(name)
+        seen.add((name, resource.version))
         provider_name = "default" + ("_" + resource.version.replace(".", "_") if resource.version else "")
         properties = _provider_config(name, config, secret_keys)
         if resource.version:
