@@ -31,9 +31,30 @@ RANDOM_PASSWORD_DEFAULTS = {
     "special": True,
     "upper": True,
 }
+IMAGE = "docker-build:index:Image"
+# pulumi-docker-build's Check decodes the inputs into its Go types and back: every field of those types
+# comes back, zero-valued where unset (the cache's compression has its documented default).
+IMAGE_DEFAULTS = {
+    "dockerfile": {"inline": "", "location": ""},
+    "exec": False,
+    "load": False,
+    "noCache": False,
+    "pull": False,
+    "target": "",
+}
+CACHE_DEFAULTS = {"disabled": False, "raw": ""}
+REGISTRY_CACHE_TO_DEFAULTS = {
+    "compression": "gzip",
+    "compressionLevel": 0,
+    "forceCompression": False,
+    "ignoreError": False,
+}
+# Default providers' inputs beyond the version: their config's zero values.
+PROVIDER_DEFAULTS: dict[str, dict[str, Any]] = {"docker-build": {"host": ""}}
 # Computed outputs a first preview does not know, per type (secret ones marked so by the provider).
 PREVIEW_UNKNOWNS: dict[str, dict[str, bool]] = {
     RANDOM_PASSWORD: {"id": False, "result": True, "bcryptHash": True},
+    IMAGE: {"contextHash": False, "digest": False, "ref": False},
 }
 
 
@@ -72,6 +93,31 @@ def _kubernetes_secret(inputs: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
+def _known_or_empty(value: Any) -> Any:
+    """A string field the Go decoding cannot hold unknown: empty instead (in its secret marker if any)."""
+    inner, was_secret = _unwrap(value)
+    if inner != rpc.UNKNOWN:
+        return value
+    return secret("") if was_secret else ""
+
+
+def _docker_build_image(inputs: dict[str, Any]) -> dict[str, Any]:
+    checked = {**IMAGE_DEFAULTS, **inputs}
+    checked["cacheFrom"] = [{**CACHE_DEFAULTS, **entry} for entry in inputs.get("cacheFrom", [])]
+    cache_to = []
+    for entry in inputs.get("cacheTo", []):
+        entry = {**CACHE_DEFAULTS, **entry}
+        if "registry" in entry:
+            entry["registry"] = {**REGISTRY_CACHE_TO_DEFAULTS, **entry["registry"]}
+        cache_to.append(entry)
+    checked["cacheTo"] = cache_to
+    checked["registries"] = [
+        {key: _known_or_empty(value) for key, value in registry.items()}
+        for registry in inputs.get("registries", [])
+    ]
+    return {key: value for key, value in checked.items() if value != [] or key in inputs}
+
+
 def checked_inputs(resource: RecordedResource) -> dict[str, Any]:
     """The inputs after the provider's Check, as resource policies get them."""
     inputs = resource.inputs
@@ -79,6 +125,8 @@ def checked_inputs(resource: RecordedResource) -> dict[str, Any]:
         return {k: v for k, v in inputs.items() if k != "__provider"}  # the pickled provider stays local
     if resource.type == SECRET_TYPE:
         return _kubernetes_secret(inputs)
+    if resource.type == IMAGE:
+        return _docker_build_image(inputs)
     return inputs
 
 
@@ -115,7 +163,7 @@ def engine_only_resources(
             continue
         seen.add((name, resource.version))
         provider_name = "default" + ("_" + resource.version.replace(".", "_") if resource.version else "")
-        properties = _provider_config(name, config, secret_keys)
+        properties = {**PROVIDER_DEFAULTS.get(name, {}), **_provider_config(name, config, secret_keys)}
         if resource.version:
             properties["version"] = resource.version
         urn = f"{base}::pulumi:providers:{name}::{provider_name}"
