@@ -107,6 +107,12 @@ def _differences(plan: Any, engine: Any, path: str = "") -> Iterator[tuple[str, 
         yield path, f"plan {json.dumps(plan)[:120]}, preview {json.dumps(engine)[:120]}"
 
 
+def resource_key(urn: str) -> str:
+    """`type::name` of a URN (its own type, without its parents')."""
+    parts = urn.split("::")
+    return parts[2].rsplit("$", 1)[-1] + "::" + parts[-1]
+
+
 # A difference: (call, the resource's type and name, key path).
 Difference = tuple[str, str, str]
 
@@ -116,8 +122,7 @@ def received_differences(plan: Received, engine: Received) -> dict[Difference, s
     a resource analysed on one side only (key path "") or a property that differs."""
     found: dict[Difference, str] = {}
     for call, urn in sorted(set(plan) | set(engine)):
-        parts = urn.split("::")
-        name = parts[2].rsplit("$", 1)[-1] + "::" + parts[-1]
+        name = resource_key(urn)
         if (call, urn) not in engine:
             found[(call, name, "")] = f"{urn} only in the plan"
         elif (call, urn) not in plan:
