@@ -1,12 +1,14 @@
 """What the pack receives, recorded for the conformance tests: set ROADBIKE_POLICY_RECORD to a directory
 and each process of the pack appends, to `<pid>.jsonl` there, one JSON line per resource of every
-`Analyze` and `AnalyzeStack` request (the call, type, URN and properties exactly as they arrived).
+`Analyze` and `AnalyzeStack` request (the call, type, URN and properties exactly as they arrived, but
+that a secret's value is written as its SHA-256: equal values still compare equal, none is in clear).
 
 Read by the pack's entry point only; unset (always, outside the tests), it changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -16,6 +18,20 @@ from typing import Any
 from google.protobuf import json_format
 
 RECORD_VARIABLE = "ROADBIKE_POLICY_RECORD"
+SECRET_SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def _hidden(value: Any) -> Any:
+    """The value with each secret's content replaced by its digest (an unknown secret stays unknown)."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG and value.get("value") != UNKNOWN:
+            text = json.dumps(value.get("value"), sort_keys=True)
+            return {**value, "value": "sha256:" + hashlib.sha256(text.encode()).hexdigest()}
+        return {key: _hidden(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_hidden(inner) for inner in value]
+    return value
 
 
 class _Recorder:
@@ -29,7 +45,7 @@ class _Recorder:
             "call": call,
             "type": resource.type,
             "urn": resource.urn,
-            "properties": json_format.MessageToDict(resource.properties),
+            "properties": _hidden(json_format.MessageToDict(resource.properties)),
         }
         text = json.dumps(line, sort_keys=True) + "\n"
         with self.lock, self.path.open("a", encoding="utf-8") as file:

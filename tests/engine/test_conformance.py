@@ -117,8 +117,8 @@ def received_exceptions(stack: str) -> dict[Difference, str]:
     pull_secret = "kubernetes:core/v1:Secret::registry-pull-secret"
     return dict.fromkeys(
         [
-            ("Analyze", pull_secret, "data.value..dockerconfigjson"),
-            ("AnalyzeStack", pull_secret, "data.value..dockerconfigjson"),
+            ("Analyze", pull_secret, "data.value"),
+            ("AnalyzeStack", pull_secret, "data.value"),
             ("AnalyzeStack", f"pulumi:pulumi:Stack::roadbike-{stack}", "registry.password.value"),
             ("AnalyzeStack", "roadbike:registry:OciRegistry::registry", "password.value"),
             ("AnalyzeStack", "roadbike:platform:DeliveryPlatform::roadbike", "registry.password.value"),
