@@ -9,9 +9,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
+from policies import shared_props
 from policies.catalog import PACK_NAME, POLICIES
 
 if __name__ == "__main__":
+    shared_props.install()
     PolicyPack(
         name=PACK_NAME,
         policies=POLICIES,
