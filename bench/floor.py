@@ -11,14 +11,26 @@ imports only `pulumi`, registers each recorded resource in the recorded order un
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-from typing import Any
+import time
+
+STARTED = time.perf_counter()
+
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 PROVIDER_PREFIX = "pulumi:providers:"
+
+
+def write_resources(run: Any, into: Path) -> int:
+    """The resources of a recorded run (roadbike.program.ProgramRun), as `run` reads them."""
+    fields = ("urn", "type", "name", "parent", "custom", "inputs")
+    resources = [{name: getattr(r, name) for name in fields} for r in run.resources]
+    into.write_text(json.dumps({"project": run.project, "resources": resources}))
+    return len(resources)
 
 
 def record(stack_path: Path, into: Path) -> int:
@@ -30,19 +42,7 @@ def record(stack_path: Path, into: Path) -> int:
 
     stack_file, _ = load_stack(stack_path)
     run = run_program(REPO, PROJECT, "bench", stack_file.pulumi_config(), stack_file.secret_keys)
-    resources = [
-        {
-            "urn": r.urn,
-            "type": r.type,
-            "name": r.name,
-            "parent": r.parent,
-            "custom": r.custom,
-            "inputs": r.inputs,
-        }
-        for r in run.resources
-    ]
-    into.write_text(json.dumps({"project": PROJECT, "resources": resources}))
-    return len(resources)
+    return write_resources(run, into)
 
 
 def _inputs(value: Any) -> Any:
@@ -94,12 +94,23 @@ def run(resources_path: Path) -> int:
     return len(document["resources"])
 
 
+def _peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "record":
         print(record(Path(sys.argv[2]), Path(sys.argv[3])))
         return 0
     if len(sys.argv) == 3 and sys.argv[1] == "run":
-        print(run(Path(sys.argv[2])))
+        count = run(Path(sys.argv[2]))
+        seconds = time.perf_counter() - STARTED
+        print(
+            json.dumps({"resources": count, "seconds": round(seconds, 3), "peak_mib": round(_peak_mib(), 1)})
+        )
         return 0
     print("usage: floor.py record STACK_FILE RESOURCES_JSON | floor.py run RESOURCES_JSON", file=sys.stderr)
     return 2

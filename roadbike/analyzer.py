@@ -328,8 +328,9 @@ def running_pack(pack_dir: Path, project: str, stack: str) -> Iterator[PolicyPac
 
 
 def pack_processes() -> int:
-    """How many pack processes share a plan's resource analysis: one per core, at most four."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """How many pack processes share a plan's resource analysis: one per core the program leaves (the
+    program keeps one busy), at least one, at most four."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 class AnalysisSession:
