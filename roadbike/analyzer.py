@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,19 +372,27 @@ class AnalysisSession:
     def submit(self, resource: RecordedResource) -> None:
         self._queue.put(resource)
 
-    def finish(self, run: ProgramRun) -> PolicyResult:
-        """Run `AnalyzeStack`, wait for every `Analyze` answer, and gather the violations."""
+    def finish(self, run: ProgramRun, meanwhile: Callable[[], None] | None = None) -> PolicyResult:
+        """Run `AnalyzeStack`, wait for every `Analyze` answer, and gather the violations.
+
+        `meanwhile` runs here while the pack processes finish the analysis: work of this process that
+        needs no policy result overlaps theirs instead of following it."""
         for _ in self._workers:
             self._queue.put(None)
         stack_pack = len(self.packs) - 1
         self._configured[stack_pack].wait()
         stack_answer = None
+        stack_call = None
         if not self._errors:
             stack_request = analyzer_pb2.AnalyzeStackRequest(
                 resources=[_stack_resource(r) for r in run.resources] + [_root_stack_resource(run)]
             )
+            stack_call = self.packs[stack_pack].stub.AnalyzeStack.future(stack_request)
+        if meanwhile is not None:
+            meanwhile()
+        if stack_call is not None:
             try:
-                stack_answer = self.packs[stack_pack].stub.AnalyzeStack(stack_request)
+                stack_answer = stack_call.result()
             except grpc.RpcError as error:
                 self._errors.append(_pack_error(self.packs[stack_pack], error))
         for worker in self._workers:
