@@ -358,6 +358,8 @@ class AnalysisSession:
         self.policy_config, self.policy_config_source = policy_config, policy_config_source
         self._queue: queue.Queue[RecordedResource | None] = queue.Queue()
         self._answers: list[tuple[Any, str]] = []
+        # Each resource's properties as sent to Analyze, sent again in AnalyzeStack (encoded once).
+        self._properties: dict[str, struct_pb2.Struct] = {}
         self._errors: list[BaseException] = []
         self._info: Any = None
         self._policies: list[PolicyInfo] = []
@@ -385,7 +387,8 @@ class AnalysisSession:
         stack_call = None
         if not self._errors:
             stack_request = analyzer_pb2.AnalyzeStackRequest(
-                resources=[_stack_resource(r) for r in run.resources] + [_root_stack_resource(run)]
+                resources=[_stack_resource(r, self._properties.get(r.urn)) for r in run.resources]
+                + [_root_stack_resource(run)]
             )
             stack_call = self.packs[stack_pack].stub.AnalyzeStack.future(stack_request)
         if meanwhile is not None:
@@ -418,7 +421,9 @@ class AnalysisSession:
             self._configured[index].set()
             in_flight: collections.deque[tuple[Any, str]] = collections.deque()
             while (resource := self._queue.get()) is not None:
-                in_flight.append((pack.stub.Analyze.future(_analyze_request(resource)), resource.urn))
+                request = _analyze_request(resource)
+                self._properties[resource.urn] = request.properties
+                in_flight.append((pack.stub.Analyze.future(request), resource.urn))
                 if len(in_flight) >= PIPELINE_DEPTH:
                     self._take(in_flight.popleft())
             stopped = True
@@ -552,10 +557,11 @@ def _root_stack_resource(run: ProgramRun) -> Any:
     )
 
 
-def _stack_resource(resource: RecordedResource) -> Any:
+def _stack_resource(resource: RecordedResource, properties: struct_pb2.Struct | None = None) -> Any:
+    """`properties`: the resource's inputs already encoded (for its Analyze call), if they are."""
     message = analyzer_pb2.AnalyzerResource(
         type=resource.type,
-        properties=_struct(resource.inputs),
+        properties=_struct(resource.inputs) if properties is None else properties,
         urn=resource.urn,
         name=resource.name,
         options=_resource_options(resource),
