@@ -102,8 +102,9 @@ test-fast: venv tools crds engine go-tools
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
 		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest -m 'not slow'
 
-bench: venv
-	$(BIN)/python bench/plan_bench.py
+# The real engine previews fleets too: it needs the engine and the pack's virtualenv (see README: Speed).
+bench: venv tools engine
+	ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) $(BIN)/python bench/plan_bench.py
 
 # 100 Ctrl-C/SIGTERM at random points of a 60-service plan: hangs, orphaned packs, partial out/ (all 0).
 bench-interrupts: venv

@@ -13,7 +13,7 @@ from components.config import PROJECT
 REPO = Path(__file__).resolve().parent.parent
 
 
-def fleet_config(services: int, base_stack: str = "dev") -> dict[str, Any]:
+def fleet_config(services: int, base_stack: str = "dev", github: bool = True) -> dict[str, Any]:
     document = yaml.safe_load((REPO / "stacks" / f"Pulumi.{base_stack}.yaml").read_text())
     config = document["config"]
     templates = config[f"{PROJECT}:services"]
@@ -24,9 +24,11 @@ def fleet_config(services: int, base_stack: str = "dev") -> dict[str, Any]:
         service["repository"] = f"svc-{index:04d}"
         fleet.append(service)
     config[f"{PROJECT}:services"] = fleet
+    if not github:  # the cluster side alone, as the real engine previews it here (no pulumi-github)
+        config[f"{PROJECT}:github"] = {**config[f"{PROJECT}:github"], "enabled": False}
     return document
 
 
-def write_fleet(path: Path, services: int) -> Path:
-    path.write_text(yaml.safe_dump(fleet_config(services), sort_keys=False))
+def write_fleet(path: Path, services: int, github: bool = True) -> Path:
+    path.write_text(yaml.safe_dump(fleet_config(services, github=github), sort_keys=False))
     return path

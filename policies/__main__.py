@@ -9,11 +9,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
+from policies import shared_props
 from policies.catalog import PACK_NAME, POLICIES
 from policies.recorder import install as install_recorder
 
 if __name__ == "__main__":
     install_recorder()
+    shared_props.install()
     PolicyPack(
         name=PACK_NAME,
         policies=POLICIES,

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,8 +329,9 @@ def running_pack(pack_dir: Path, project: str, stack: str) -> Iterator[PolicyPac
 
 
 def pack_processes() -> int:
-    """How many pack processes share a plan's resource analysis: one per core, at most four."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """How many pack processes share a plan's resource analysis: one per core the program leaves (the
+    program keeps one busy), at least one, at most four."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 class AnalysisSession:
@@ -380,8 +381,11 @@ class AnalysisSession:
         once it has shown which providers it uses)."""
         return engine_only_resources(run.resources, run.stack_urn, self.config, self.secret_keys)
 
-    def finish(self, run: ProgramRun) -> PolicyResult:
-        """Run `AnalyzeStack`, wait for every `Analyze` answer, and gather the violations."""
+    def finish(self, run: ProgramRun, meanwhile: Callable[[], None] | None = None) -> PolicyResult:
+        """Run `AnalyzeStack`, wait for every `Analyze` answer, and gather the violations.
+
+        `meanwhile` runs here while the pack processes finish the analysis: work of this process that
+        needs no policy result overlaps theirs instead of following it."""
         engine_only = self._engine_only(run)
         for resource in engine_only:
             self._queue.put(resource)
@@ -390,14 +394,19 @@ class AnalysisSession:
         stack_pack = len(self.packs) - 1
         self._configured[stack_pack].wait()
         stack_answer = None
+        stack_call = None
         if not self._errors:
             stack_request = analyzer_pb2.AnalyzeStackRequest(
                 resources=[_stack_resource(r) for r in engine_only[1:]]  # the Stack: its outputs, below
                 + [_stack_resource(r) for r in run.resources]
                 + [_root_stack_resource(run)]
             )
+            stack_call = self.packs[stack_pack].stub.AnalyzeStack.future(stack_request)
+        if meanwhile is not None:
+            meanwhile()
+        if stack_call is not None:
             try:
-                stack_answer = self.packs[stack_pack].stub.AnalyzeStack(stack_request)
+                stack_answer = stack_call.result()
             except grpc.RpcError as error:
                 self._errors.append(_pack_error(self.packs[stack_pack], error))
         for worker in self._workers:
@@ -423,7 +432,8 @@ class AnalysisSession:
             self._configured[index].set()
             in_flight: collections.deque[tuple[Any, str]] = collections.deque()
             while (resource := self._queue.get()) is not None:
-                in_flight.append((pack.stub.Analyze.future(_analyze_request(resource)), resource.urn))
+                request = _analyze_request(resource)
+                in_flight.append((pack.stub.Analyze.future(request), resource.urn))
                 if len(in_flight) >= PIPELINE_DEPTH:
                     self._take(in_flight.popleft())
             stopped = True

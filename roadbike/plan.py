@@ -21,7 +21,7 @@ from roadbike.diff import ChangeSet, artifact_diffs, change_set
 from roadbike.locations import repository_uri
 from roadbike.outdir import OutDirError, OutDirWriteError, PlanDirectory
 from roadbike.program import ProgramRun, RecordedResource, run_program
-from roadbike.redact import REDACTED, redact_run
+from roadbike.redact import REDACTED, redact_program_run, scrub_policy
 from roadbike.report import (
     dump_json,
     failure_files,
@@ -207,14 +207,29 @@ def _plan_into(
             f"Analyzing {len(run.resources)} resources with the policy pack in {pack_dir.name}/...", err
         )
         policy_started = time.perf_counter()
+        recorded = run
+        rendered: dict[str, Any] = {}
+
+        def render() -> None:  # needs no policy result: runs while the pack finishes the analysis
+            try:
+                rendered["run"], rendered["secrets"] = redact_program_run(recorded)
+                rendered["artifacts"] = all_artifacts(rendered["run"], config)
+                # ConfigError (exit 2) when a rule is invalid
+                rendered["rule_warning"] = check_rule_files(config, rendered["artifacts"], display)
+            except Exception as exc:  # raised after the analysis, as when it ran after it
+                rendered["error"] = exc
+
         try:
-            policy = session.finish(run)
+            policy = session.finish(run, meanwhile=render)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         seconds_policy = time.perf_counter() - policy_started
+        if "error" in rendered:
+            raise rendered["error"]
 
-    run, policy = redact_run(run, policy)  # from here on, nothing holds a secret in clear
-    artifacts = all_artifacts(run, config)
+    # From here on, nothing holds a secret in clear.
+    run, policy = rendered["run"], scrub_policy(policy, rendered["secrets"])
+    artifacts = rendered["artifacts"]
     changes, diffs = _changes(run, base, artifacts)
     report = report_document(policy, run)
     stack_text = stack_file.text
@@ -231,9 +246,8 @@ def _plan_into(
         if path in files:
             raise ArtifactConflict(path, "the plan's own files", f"the {path} artifact")
         files[path] = text
-    warning = check_rule_files(config, files, display)  # ConfigError (exit 2) when a rule is invalid
-    if warning:
-        _progress(f"warning: {warning}", err)
+    if rendered["rule_warning"]:
+        _progress(f"warning: {rendered['rule_warning']}", err)
     directory.write(files)  # beside the previous plan; swapped in only once complete
     directory.commit()
     return PlanResult(

@@ -79,6 +79,13 @@ def redact_run(run: ProgramRun, policy: PolicyResult) -> tuple[ProgramRun, Polic
     """The run and its policy result as they may be written down, made once when the run is recorded:
     every secret input and output `[secret]`, every secret string scrubbed from the policy messages.
     Every writer of the plan (files, console, reports) works on these and never sees a secret."""
+    safe_run, secrets = redact_program_run(run)
+    return safe_run, scrub_policy(policy, secrets)
+
+
+def redact_program_run(run: ProgramRun) -> tuple[ProgramRun, set[str]]:
+    """The run with every secret input and output `[secret]`, and the secret strings it held (for
+    `scrub_policy`): the half of `redact_run` that needs no policy result."""
     secrets: set[str] = set()
     for resource in run.resources:
         secret_texts(resource.inputs, secrets)
@@ -88,5 +95,9 @@ def redact_run(run: ProgramRun, policy: PolicyResult) -> tuple[ProgramRun, Polic
         resources=[replace(r, inputs=redact(r.inputs)) for r in run.resources],
         outputs=redact(run.outputs),
     )
+    return safe_run, secrets
+
+
+def scrub_policy(policy: PolicyResult, secrets: set[str]) -> PolicyResult:
     violations = [replace(v, message=scrub(v.message, secrets)) for v in policy.violations]
-    return safe_run, replace(policy, violations=violations)
+    return replace(policy, violations=violations)
