@@ -11,13 +11,14 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
+
+from tests.helpers import image_layer
 
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 STEP_TIMEOUT = 900.0
@@ -401,17 +402,6 @@ def _key_values(text: str, where: str) -> dict[str, str]:
         key, value = line.split("=", 1)
         pairs[key] = value
     return pairs
-
-
-def image_layer(binary: Path, entrypoint: str) -> Path:
-    """One layer holding the binary at `/<entrypoint>`: root-owned, mode 0755, mtime 0."""
-    path = binary.with_suffix(".tar")
-    with tarfile.open(path, "w") as tar:
-        info = tarfile.TarInfo(entrypoint)
-        info.size, info.mode, info.mtime = binary.stat().st_size, 0o755, 0
-        with binary.open("rb") as content:
-            tar.addfile(info, content)
-    return path
 
 
 def build_push(step: Step) -> dict[str, str]:

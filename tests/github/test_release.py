@@ -52,6 +52,7 @@ from tests.github.test_pipeline import (
     workflow,
 )
 from tests.helpers import parse, require_go_tool, require_tool, stack_raw
+from tests.images.test_image_path import verify_images
 from tests.live import Registry, registry_server
 
 VERSION = "1.4.2"
@@ -293,6 +294,16 @@ def test_cosign_verify_attestation_fails_with_another_services_key(release: Rele
     result = verify_attestation(release, "other.pub")
     assert result.returncode != 0
     assert "no matching attestations" in result.stderr, result.stderr
+
+
+def test_roadbike_verify_passes_on_the_release_the_workflow_published(
+    release: Release, tmp_path: Path
+) -> None:
+    digest = index_digest(release)
+    for check in ("images", "signatures"):
+        result = verify_images(tmp_path, release.registry, VERSION, check=check)
+        assert result["code"] == 0 and result["passed"] is True, result
+        assert digest in result["message"], result["message"]
 
 
 # --- build-metadata.json -----------------------------------------------------------------------------
