@@ -413,8 +413,13 @@ def build_push(step: Step) -> dict[str, str]:
     known_inputs(
         step, {"context", "platforms", "build-args", "labels", "outputs", "provenance", "sbom", "no-cache"}
     )
-    [platform] = _lines(step.inputs["platforms"].replace(",", "\n"))
-    outputs = dict(part.split("=", 1) for part in step.inputs["outputs"].split(","))
+    if step.inputs.get("provenance", "False") != "False" or step.inputs.get("sbom", "False") != "False":
+        raise HarnessError("no per-platform provenance or SBOM attestations are made here: set both false")
+    platforms = _lines(step.inputs["platforms"].replace(",", "\n"))
+    if len(platforms) != 1:
+        raise HarnessError(f"platforms {platforms}: one platform per image job is built here")
+    [platform] = platforms
+    outputs = _key_values(step.inputs["outputs"].replace(",", "\n"), "outputs")
     if (
         outputs.get("type") != "image"
         or outputs.get("push") != "true"

@@ -171,6 +171,8 @@ def test_each_platform_is_pushed_by_digest_and_the_index_tagged_with_the_version
     assert listed == digests
     digest = index_digest(release)
     assert run.job_outputs[RELEASE_PUBLISH] == {"digest": digest}
+    provenance = run.logs[(RELEASE_PUBLISH, "Attest build provenance")]
+    assert f"not reproduced here (GitHub OIDC and attestation API): {repository}@{digest}" in provenance
     # by digest: the version, the signature and the attestation are the repository's only tags
     tags = set(release.crane("ls", repository).split())
     assert tags == {VERSION, f"{digest.replace(':', '-')}.sig", f"{digest.replace(':', '-')}.att"}, tags

@@ -129,8 +129,8 @@ def verify_images(tmp_path: Path, registry: Registry, tag: str, check: str = "im
     out, err = io.StringIO(), io.StringIO()
     options = VerifyOptions(outputs=path, only=(check,), ca_bundle=registry.ca_bundle, timeout=30)
     code = verify(options, out, err, as_json=True)
-    [check] = json.loads(out.getvalue())["checks"]
-    return {"code": code, **check}
+    [result] = json.loads(out.getvalue())["checks"]
+    return {"code": code, **result}
 
 
 def test_the_index_lists_both_native_platform_images(images: dict[str, str]) -> None:
