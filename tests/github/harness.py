@@ -117,6 +117,7 @@ class WorkflowRun:
 
     def run_job(self, name: str) -> dict[str, str]:
         job = self.workflow["jobs"][name]
+        check_condition(job.get("if"), f"job {name}")
         started = time.monotonic()
         workspace = self.workspace(name)
         shutil.rmtree(workspace.parent, ignore_errors=True)
@@ -154,6 +155,7 @@ class WorkflowRun:
         for index, step in enumerate(job["steps"]):
             label = step.get("name") or step.get("id") or f"#{index + 1}"
             where = f"job {name}, step {label!r}"
+            check_condition(step.get("if"), where)
             env = {**base_env, **job_env}
             env.update(
                 {k: self.evaluate(str(v), where, steps_outputs) for k, v in step.get("env", {}).items()}
@@ -227,6 +229,20 @@ class WorkflowRun:
         if result.returncode != 0:
             raise HarnessError(f"{where}: exit {result.returncode}:\n{log}")
         return parse_outputs(output.read_text())
+
+
+# Conditions that hold for every job and step the harness reaches: a run stops at its first failure.
+ALWAYS_TRUE_CONDITIONS = ("always()", "success()")
+
+
+def check_condition(condition: Any, where: str) -> None:
+    """An `if:` the harness cannot decide fails the run rather than being ignored."""
+    if condition is None:
+        return
+    text = str(condition).strip()
+    match = EXPRESSION.fullmatch(text)
+    if (match.group(1) if match else text) not in ALWAYS_TRUE_CONDITIONS:
+        raise HarnessError(f"{where}: if: {text!r} is not supported here")
 
 
 def parse_outputs(text: str) -> dict[str, str]:

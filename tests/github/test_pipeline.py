@@ -230,6 +230,16 @@ def test_harness_fails_naming_job_and_step_on_a_failing_step(tmp_path: Path) -> 
         new_run(document, tmp_path, "refs/heads/main").run_jobs()
 
 
+def test_harness_fails_on_a_condition_it_cannot_decide_and_runs_always(tmp_path: Path) -> None:
+    document = synthetic([{"name": "Always", "if": "always()", "run": "true"}])
+    new_run(document, tmp_path, "refs/heads/main").run_jobs()
+    document = synthetic([{"name": "On failure", "if": "${{ failure() }}", "run": "true"}])
+    with pytest.raises(
+        HarnessError, match=r"^job only, step 'On failure': if: '\$\{\{ failure\(\) \}\}' is not supported"
+    ):
+        new_run(document, tmp_path, "refs/heads/main").run_jobs()
+
+
 def test_harness_fails_naming_a_missing_tool(tmp_path: Path) -> None:
     document = synthetic([{"name": "Needs a tool", "run": "roadbike-no-such-tool --version"}])
     with pytest.raises(
