@@ -117,6 +117,7 @@ class WorkflowRun:
 
     def run_job(self, name: str) -> dict[str, str]:
         job = self.workflow["jobs"][name]
+        check_keys(job, JOB_KEYS, f"job {name}")
         check_condition(job.get("if"), f"job {name}")
         started = time.monotonic()
         workspace = self.workspace(name)
@@ -155,6 +156,7 @@ class WorkflowRun:
         for index, step in enumerate(job["steps"]):
             label = step.get("name") or step.get("id") or f"#{index + 1}"
             where = f"job {name}, step {label!r}"
+            check_keys(step, STEP_KEYS, where)
             check_condition(step.get("if"), where)
             env = {**base_env, **job_env}
             env.update(
@@ -229,6 +231,22 @@ class WorkflowRun:
         if result.returncode != 0:
             raise HarnessError(f"{where}: exit {result.returncode}:\n{log}")
         return parse_outputs(output.read_text())
+
+
+# What the harness honours of a job and of a step (runs-on, permissions, environment, concurrency and the
+# timeout are GitHub's scheduling: each step here is bounded by STEP_TIMEOUT). Anything else, such as
+# `strategy`, `services` or `continue-on-error`, fails the run rather than being ignored.
+JOB_KEYS = frozenset(
+    {"name", "needs", "runs-on", "environment", "permissions", "timeout-minutes", "concurrency", "outputs"}
+    | {"steps", "defaults", "env", "if"}
+)
+STEP_KEYS = frozenset({"name", "id", "env", "run", "uses", "with", "if", "shell", "working-directory"})
+
+
+def check_keys(entry: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise HarnessError(f"{where}: {', '.join(unknown)} is not supported here")
 
 
 # Conditions that hold for every job and step the harness reaches: a run stops at its first failure.

@@ -240,6 +240,14 @@ def test_harness_fails_on_a_condition_it_cannot_decide_and_runs_always(tmp_path:
         new_run(document, tmp_path, "refs/heads/main").run_jobs()
 
 
+def test_harness_fails_on_a_step_key_it_does_not_honour(tmp_path: Path) -> None:
+    document = synthetic([{"name": "Flaky", "run": "exit 1", "continue-on-error": True}])
+    with pytest.raises(
+        HarnessError, match=r"^job only, step 'Flaky': continue-on-error is not supported here"
+    ):
+        new_run(document, tmp_path, "refs/heads/main").run_jobs()
+
+
 def test_harness_fails_naming_a_missing_tool(tmp_path: Path) -> None:
     document = synthetic([{"name": "Needs a tool", "run": "roadbike-no-such-tool --version"}])
     with pytest.raises(
