@@ -505,8 +505,9 @@ def cosign_installer(step: Step) -> dict[str, str]:
 
 def sbom_action(step: Step) -> dict[str, str]:
     """anchore/sbom-action: syft at exactly `syft-version` (built from its module) scans `image` from the
-    registry (`registry:` scheme and `SYFT_REGISTRY_AUTH_*` from `registry-username`/`-password`, as the
-    action does with credentials) and writes `format` to `output-file`; it uploads nothing."""
+    registry (the `registry:` scheme and `SYFT_REGISTRY_AUTH_USERNAME`/`_PASSWORD` from `registry-username`/
+    `-password`, as the action does with credentials; `SYFT_REGISTRY_AUTH_AUTHORITY`, the image's host, is
+    set here) and writes `format` to `output-file`; it uploads nothing."""
     known_inputs(
         step,
         {
