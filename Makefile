@@ -12,7 +12,7 @@ JEST_SARIF := @microsoft/jest-sarif@1.0.0-beta.0
 ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
 ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
 # The generated pipeline's Go tools the tests run on examples/go-http-server (same file, same cache).
-GO_TOOLS := actionlint govulncheck golangci-lint crane cosign
+GO_TOOLS := actionlint govulncheck golangci-lint crane cosign syft
 GRAFANA := $(TOOLS)/grafana
 GRAFANA_SCHEMA_VERSION := 13.2.3
 TYPESCRIPT_VERSION := 5.9.3

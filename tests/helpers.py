@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,14 @@ def vulndb() -> Path:
     if result.returncode != 0:
         raise AssertionError(f"the vulnerability database is not there: run `make go-tools`\n{result.stderr}")
     return Path(json.loads(result.stdout)["Dir"]) / "data" / "osv"
+
+
+def image_layer(binary: Path, entrypoint: str) -> Path:
+    """One layer holding the binary at `/<entrypoint>`: root-owned, mode 0755, mtime 0."""
+    path = binary.with_suffix(".tar")
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo(entrypoint)
+        info.size, info.mode, info.mtime = binary.stat().st_size, 0o755, 0
+        with binary.open("rb") as content:
+            tar.addfile(info, content)
+    return path

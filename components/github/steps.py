@@ -35,7 +35,7 @@ TOOLS: dict[str, str] = {
     "golangci-lint": "v2.15.0",
     "govulncheck": "golang.org/x/vuln/cmd/govulncheck@v1.9.0",
     "cosign": "v3.0.6",
-    "syft": "v1.51.0",
+    "syft": "v1.57.1",
 }
 
 

@@ -18,6 +18,8 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import image_layer
+
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 STEP_TIMEOUT = 900.0
 
@@ -115,6 +117,8 @@ class WorkflowRun:
 
     def run_job(self, name: str) -> dict[str, str]:
         job = self.workflow["jobs"][name]
+        check_keys(job, JOB_KEYS, f"job {name}")
+        check_condition(job.get("if"), f"job {name}")
         started = time.monotonic()
         workspace = self.workspace(name)
         shutil.rmtree(workspace.parent, ignore_errors=True)
@@ -152,6 +156,8 @@ class WorkflowRun:
         for index, step in enumerate(job["steps"]):
             label = step.get("name") or step.get("id") or f"#{index + 1}"
             where = f"job {name}, step {label!r}"
+            check_keys(step, STEP_KEYS, where)
+            check_condition(step.get("if"), where)
             env = {**base_env, **job_env}
             env.update(
                 {k: self.evaluate(str(v), where, steps_outputs) for k, v in step.get("env", {}).items()}
@@ -225,6 +231,36 @@ class WorkflowRun:
         if result.returncode != 0:
             raise HarnessError(f"{where}: exit {result.returncode}:\n{log}")
         return parse_outputs(output.read_text())
+
+
+# What the harness honours of a job and of a step (runs-on, permissions, environment, concurrency and the
+# timeout are GitHub's scheduling: each step here is bounded by STEP_TIMEOUT). Anything else, such as
+# `strategy`, `services` or `continue-on-error`, fails the run rather than being ignored.
+JOB_KEYS = frozenset(
+    {"name", "needs", "runs-on", "environment", "permissions", "timeout-minutes", "concurrency", "outputs"}
+    | {"steps", "defaults", "env", "if"}
+)
+STEP_KEYS = frozenset({"name", "id", "env", "run", "uses", "with", "if", "shell", "working-directory"})
+
+
+def check_keys(entry: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise HarnessError(f"{where}: {', '.join(unknown)} is not supported here")
+
+
+# Conditions that hold for every job and step the harness reaches: a run stops at its first failure.
+ALWAYS_TRUE_CONDITIONS = ("always()", "success()")
+
+
+def check_condition(condition: Any, where: str) -> None:
+    """An `if:` the harness cannot decide fails the run rather than being ignored."""
+    if condition is None:
+        return
+    text = str(condition).strip()
+    match = EXPRESSION.fullmatch(text)
+    if (match.group(1) if match else text) not in ALWAYS_TRUE_CONDITIONS:
+        raise HarnessError(f"{where}: if: {text!r} is not supported here")
 
 
 def parse_outputs(text: str) -> dict[str, str]:
@@ -326,9 +362,214 @@ def golangci_lint(step: Step) -> dict[str, str]:
     return {}
 
 
+# --- the image actions: the registry is real (crane, cosign, syft talk to it), the Docker engine is not here --
+
+
+def run_tool(step: Step, command: Sequence[str], stdin: str | None = None) -> str:
+    """A tool of the job's PATH with the job's environment; its output is the step's log, a failure is the step's."""
+    binary = shutil.which(command[0], path=step.env["PATH"])
+    if binary is None:
+        raise HarnessError(f"{command[0]} is not installed: run `make go-tools`")
+    result = subprocess.run(
+        [binary, *command[1:]],
+        cwd=step.workspace,
+        env=step.env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+    )
+    log = result.stdout + result.stderr
+    step.run.logs[(step.job, step.name)] = step.run.logs.get((step.job, step.name), "") + log
+    if result.returncode != 0:
+        raise HarnessError(
+            f"{command[0]} {command[1] if len(command) > 1 else ''}: exit {result.returncode}:\n{log}"
+        )
+    return result.stdout.strip()
+
+
+def known_inputs(step: Step, accepted: set[str]) -> None:
+    """An input the local equivalent does not honour fails the step rather than being ignored."""
+    unknown = sorted(set(step.inputs) - accepted)
+    if unknown:
+        raise HarnessError(f"input {', '.join(unknown)} has no local equivalent")
+
+
+def docker_login(step: Step) -> dict[str, str]:
+    """docker/login-action: `crane auth login` into the job's `DOCKER_CONFIG`, which crane, cosign and syft
+    read; the password goes on stdin."""
+    known_inputs(step, {"registry", "username", "password"})
+    if "DOCKER_CONFIG" not in step.env:
+        raise HarnessError("the run sets no DOCKER_CONFIG: the login would write the user's ~/.docker")
+    run_tool(
+        step,
+        [
+            "crane",
+            "auth",
+            "login",
+            step.inputs["registry"],
+            "-u",
+            step.inputs["username"],
+            "--password-stdin",
+        ],
+        stdin=step.inputs["password"],
+    )
+    return {}
+
+
+def setup_buildx(step: Step) -> dict[str, str]:
+    """docker/setup-buildx-action: the image equivalent below needs no builder, only crane."""
+    known_inputs(step, {"cache-binary"})
+    run_tool(step, ["crane", "version"])
+    return {}
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _key_values(text: str, where: str) -> dict[str, str]:
+    pairs = {}
+    for line in _lines(text):
+        if "=" not in line:
+            raise HarnessError(f"{where}: {line!r} is not KEY=VALUE")
+        key, value = line.split("=", 1)
+        pairs[key] = value
+    return pairs
+
+
+def build_push(step: Step) -> dict[str, str]:
+    """docker/build-push-action, as ko builds a Go image: the Go main package at `context`, static for the
+    one `platforms` entry (cross-compiled, no QEMU), with `-X main.version=$VERSION -X main.commit=$COMMIT`
+    from `build-args`, as the only layer of an empty OCI image whose entrypoint is the binary; `labels` and
+    the platform set with `crane mutate`, which pushes it by digest to the `name=` of `outputs`. What is not
+    reproduced: the Dockerfile (there is no Docker engine here). Outputs `digest`, as the action does."""
+    known_inputs(
+        step, {"context", "platforms", "build-args", "labels", "outputs", "provenance", "sbom", "no-cache"}
+    )
+    if step.inputs.get("provenance", "False") != "False" or step.inputs.get("sbom", "False") != "False":
+        raise HarnessError("no per-platform provenance or SBOM attestations are made here: set both false")
+    platforms = _lines(step.inputs["platforms"].replace(",", "\n"))
+    if len(platforms) != 1:
+        raise HarnessError(f"platforms {platforms}: one platform per image job is built here")
+    [platform] = platforms
+    outputs = _key_values(step.inputs["outputs"].replace(",", "\n"), "outputs")
+    if (
+        outputs.get("type") != "image"
+        or outputs.get("push") != "true"
+        or outputs.get("push-by-digest") != "true"
+    ):
+        raise HarnessError(
+            f"outputs {step.inputs['outputs']!r}: only an image pushed by digest is built here"
+        )
+    repository = outputs["name"]
+    name = repository.rsplit("/", 1)[-1]
+    args = _key_values(step.inputs.get("build-args", ""), "build-args")
+    goos, goarch = platform.split("/")
+    out = step.workspace.parent / "image" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ldflags = f"-s -w -X main.version={args.get('VERSION', '')} -X main.commit={args.get('COMMIT', '')}"
+    build_env = {**step.env, "CGO_ENABLED": "0", "GOOS": goos, "GOARCH": goarch}
+    go = shutil.which("go", path=step.env["PATH"])
+    if go is None:
+        raise HarnessError("go is not on PATH")
+    result = subprocess.run(
+        [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "."],
+        cwd=step.workspace / step.inputs.get("context", "."),
+        env=build_env,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+    )
+    if result.returncode != 0:
+        raise HarnessError(f"go build: exit {result.returncode}:\n{result.stdout}{result.stderr}")
+    # A staging tag in a repository of its own: the service's repository only gets the image by digest.
+    staging = f"{repository.rsplit('/', 2)[0]}/harness-staging/{name}:{goos}-{goarch}"
+    run_tool(step, ["crane", "append", "--oci-empty-base", "-f", str(image_layer(out, name)), "-t", staging])
+    mutate = ["crane", "mutate", staging, "--repo", repository, "--set-platform", platform]
+    mutate += ["--entrypoint", f"/{name}"]
+    for key, value in _key_values(step.inputs.get("labels", ""), "labels").items():
+        mutate += ["--label", f"{key}={value}"]
+    pushed = run_tool(step, mutate)
+    if not pushed.startswith(f"{repository}@sha256:"):
+        raise HarnessError(f"crane mutate pushed {pushed!r}, not {repository}@<digest>")
+    return {"digest": pushed.split("@", 1)[1], "imageid": pushed.split("@", 1)[1]}
+
+
+def cosign_installer(step: Step) -> dict[str, str]:
+    """sigstore/cosign-installer: cosign at exactly `cosign-release`, built from its module."""
+    known_inputs(step, {"cosign-release"})
+    tool_version_check(step, "cosign", step.inputs["cosign-release"], ["version"])
+    return {}
+
+
+def sbom_action(step: Step) -> dict[str, str]:
+    """anchore/sbom-action: syft at exactly `syft-version` (built from its module) scans `image` from the
+    registry (the `registry:` scheme and `SYFT_REGISTRY_AUTH_USERNAME`/`_PASSWORD` from `registry-username`/
+    `-password`, as the action does with credentials; `SYFT_REGISTRY_AUTH_AUTHORITY`, the image's host, is
+    set here) and writes `format` to `output-file`; it uploads nothing."""
+    known_inputs(
+        step,
+        {
+            "image",
+            "format",
+            "output-file",
+            "syft-version",
+            "upload-artifact",
+            "upload-release-assets",
+            "registry-username",
+            "registry-password",
+        },
+    )
+    if step.inputs.get("upload-artifact") != "False" or step.inputs.get("upload-release-assets") != "False":
+        raise HarnessError(
+            "uploads are not reproduced here: set upload-artifact and upload-release-assets false"
+        )
+    tool_version_check(step, "syft", step.inputs["syft-version"], ["version"])
+    image = step.inputs["image"]
+    auth = {
+        "SYFT_REGISTRY_AUTH_AUTHORITY": image.split("/", 1)[0],
+        "SYFT_REGISTRY_AUTH_USERNAME": step.inputs["registry-username"],
+        "SYFT_REGISTRY_AUTH_PASSWORD": step.inputs["registry-password"],
+        "SYFT_CHECK_FOR_APP_UPDATE": "false",
+    }
+    output = step.inputs["output-file"]
+    scan = Step(step.job, step.name, step.inputs, step.workspace, {**step.env, **auth}, step.run)
+    run_tool(scan, ["syft", "scan", f"registry:{image}", "-o", f"{step.inputs['format']}={output}"])
+    if not (step.workspace / output).is_file():
+        raise HarnessError(f"syft wrote no {output}")
+    return {}
+
+
+def attest_build_provenance(step: Step) -> dict[str, str]:
+    """actions/attest-build-provenance needs GitHub's OIDC token, Fulcio and GitHub's attestation API, none
+    of which can run here: the subject it would attest must be in the registry at that digest, and the
+    step is logged as not reproduced."""
+    known_inputs(step, {"subject-name", "subject-digest", "push-to-registry"})
+    subject = f"{step.inputs['subject-name']}@{step.inputs['subject-digest']}"
+    found = run_tool(step, ["crane", "digest", subject])
+    if found != step.inputs["subject-digest"]:
+        raise HarnessError(f"{subject} resolves to {found}")
+    step.run.logs[(step.job, step.name)] += (
+        f"not reproduced here (GitHub OIDC and attestation API): {subject}\n"
+    )
+    return {}
+
+
+# Commands a GitHub-hosted runner image provides that are not on this machine, each as a script in
+# runner-tools/ (put it on the run's PATH): `docker buildx imagetools create|inspect` through crane.
+RUNNER_TOOLS = Path(__file__).parent / "runner-tools"
+
+
 LOCAL_ACTIONS: dict[str, Action] = {
     "actions/checkout": checkout,
     "actions/setup-go": setup_go,
     "actions/upload-artifact": upload_artifact,
     "golangci/golangci-lint-action": golangci_lint,
+    "docker/setup-buildx-action": setup_buildx,
+    "docker/login-action": docker_login,
+    "docker/build-push-action": build_push,
+    "sigstore/cosign-installer": cosign_installer,
+    "anchore/sbom-action": sbom_action,
+    "actions/attest-build-provenance": attest_build_provenance,
 }

@@ -10,6 +10,7 @@ from typing import Any
 
 from components.github.files import render_files
 from components.github.steps import WORKFLOW_DIRECTORY
+from tests.github.harness import RUNNER_TOOLS
 from tests.helpers import STACKS, parse, require_go_tool, require_tool, stack_raw
 
 
@@ -55,3 +56,15 @@ def test_actionlint_reports_what_shellcheck_finds_in_a_run_script(tmp_path: Path
     assert code == 1
     assert [f["kind"] for f in findings] == ["shellcheck"], findings
     assert "SC2086" in findings[0]["message"], findings
+
+
+def test_the_harness_runner_tools_pass_shellcheck() -> None:
+    scripts = sorted(RUNNER_TOOLS.iterdir())
+    assert [p.name for p in scripts] == ["docker"]
+    result = subprocess.run(
+        [require_tool("shellcheck"), "--format=gcc", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout) == (0, "")

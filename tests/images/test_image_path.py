@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from components.github.steps import COSIGN_STORAGE_FLAGS
 from components.signing.keys import generate_key_pair
 from roadbike.stack_outputs import VerifyOptions
 from roadbike.verify import verify
-from tests.helpers import REPO, require_go_tool, require_tool
+from tests.helpers import REPO, image_layer, require_go_tool, require_tool
 from tests.live import Registry, registry_server
 
 EXAMPLE = REPO / "examples" / "go-http-server"
@@ -58,17 +57,6 @@ class Crane:
         return result.stdout.strip()
 
 
-def layer(directory: Path, binary: Path) -> Path:
-    """One layer: the binary at /go-http-server, root-owned, fixed mtime."""
-    path = directory / f"{binary.name}.tar"
-    with tarfile.open(path, "w") as tar:
-        info = tarfile.TarInfo(SERVICE)
-        info.size, info.mode, info.mtime = binary.stat().st_size, 0o755, 0
-        with binary.open("rb") as content:
-            tar.addfile(info, content)
-    return path
-
-
 def build_and_push(crane: Crane, registry: Registry, directory: Path, platform: str) -> str:
     """The platform's image, pushed by digest; its `repository@digest`."""
     goos, goarch = platform.split("/")
@@ -91,7 +79,7 @@ def build_and_push(crane: Crane, registry: Registry, directory: Path, platform: 
         timeout=900,
     )
     staging = f"{registry.host}/{REPOSITORY}:build-{goarch}"
-    crane("append", "--oci-empty-base", "-f", str(layer(directory, binary)), "-t", staging)
+    crane("append", "--oci-empty-base", "-f", str(image_layer(binary, SERVICE)), "-t", staging)
     pushed = crane("mutate", staging, "--set-platform", platform, "--entrypoint", f"/{SERVICE}")
     assert pushed.startswith(f"{registry.host}/{REPOSITORY}@sha256:"), pushed
     return pushed
@@ -141,8 +129,8 @@ def verify_images(tmp_path: Path, registry: Registry, tag: str, check: str = "im
     out, err = io.StringIO(), io.StringIO()
     options = VerifyOptions(outputs=path, only=(check,), ca_bundle=registry.ca_bundle, timeout=30)
     code = verify(options, out, err, as_json=True)
-    [check] = json.loads(out.getvalue())["checks"]
-    return {"code": code, **check}
+    [result] = json.loads(out.getvalue())["checks"]
+    return {"code": code, **result}
 
 
 def test_the_index_lists_both_native_platform_images(images: dict[str, str]) -> None:

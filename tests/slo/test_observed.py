@@ -1,21 +1,27 @@
 """Observed for real: the example Go service (examples/go-http-server) on 127.0.0.1, scraped by the real
 Prometheus with the dev stack's generated SLO rule files loaded; bounded traffic; fault injection at 50%
-errors shows in the burn-rate recordings and fails `roadbike verify`'s SLI probe; without it, it passes."""
+errors, or 400 ms added to every request (above the latency SLO's 0.3 s threshold), shows in the burn-rate
+recordings above the page alert's threshold and fails `roadbike verify`'s SLI probe; without faults, it
+passes."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import re
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from components.slo.files import slo_artifacts
 from components.slo.probe import probe_outputs
@@ -93,16 +99,38 @@ def wait_for_scrape_before_traffic(observed_run: Observed) -> None:
     observed_run.wait_for(f'http_requests_total{{job="{SERVICE}",handler="/api/hello",code="500"}} == 0')
 
 
-def traffic(url: str, count: int = REQUESTS) -> dict[int, int]:
-    """`count` GETs of the API, one at a time, spread over about 5 s, so that the windows hold several
-    scrapes of it. Bounded: each request has a 5 s timeout."""
-    codes: dict[int, int] = {}
-    with requests.Session() as session:
-        for index in range(count):
-            code = session.get(f"{url}/api/hello?name=p{index}", timeout=5).status_code
-            codes[code] = codes.get(code, 0) + 1
-            time.sleep(0.025)
-    return codes
+def traffic(url: str, count: int = REQUESTS, workers: int = 1) -> dict[int, int]:
+    """`count` GETs of the API, `workers` at a time, each worker pausing 25 ms between requests (200 at
+    one a time take about 5 s), so that the windows hold several scrapes of it. Bounded: each request has
+    a 5 s timeout."""
+
+    def worker(indexes: range) -> list[int]:
+        codes = []
+        with requests.Session() as session:
+            for index in indexes:
+                codes.append(session.get(f"{url}/api/hello?name=p{index}", timeout=5).status_code)
+                time.sleep(0.025)
+        return codes
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(worker, [range(w, count, workers) for w in range(workers)])
+        return dict(Counter(code for codes in results for code in codes))
+
+
+def page_threshold(slo: str) -> float:
+    """The short window's error ratio above which the generated page alert of the SLO fires (14.4x)."""
+    rules = yaml.safe_load(slo_artifacts(parse(stack_raw("dev")))[f"prometheus/{SERVICE}.rules.yml"])
+    [expr] = [
+        rule["expr"]
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if rule.get("labels", {}).get("slo") == slo
+        and rule["labels"].get("severity") == "page"
+        and "ratio_rate5m" in rule.get("expr", "")
+    ]
+    match = re.search(r"ratio_rate5m\{[^}]*\} > ([\d.]+)$", expr)
+    assert match, expr
+    return float(match.group(1))
 
 
 def ratio(slo: str, window: str = "5m") -> str:
@@ -158,3 +186,24 @@ def test_half_errors_show_in_the_burn_rates_and_fail_the_probe(tmp_path: Path, s
         result = probe_verify(tmp_path, run.service_url)
     assert result["code"] == 1 and result["passed"] is False, result
     assert "breaks the success, errors SLO" in result["message"], result["message"]
+
+
+def test_added_latency_shows_in_the_latency_burn_rates_and_fails_the_probe(
+    tmp_path: Path, server_binary: Path
+) -> None:
+    count = 60
+    with observed(tmp_path, server_binary, "-fault-latency=400ms") as run:
+        assert traffic(run.service_url, count, workers=6) == {200: count}
+        wait_for_traffic(run, count)
+        time.sleep(2)
+        threshold = page_threshold("latency")
+        assert threshold == pytest.approx(14.4 * (1 - 0.95))
+        short, long = run.wait_for(ratio("latency", "5m")), run.wait_for(ratio("latency", "1h"))
+        # every request is slower than the le="0.3" bucket: the whole SLI is bad, above the page's 72%
+        assert short > threshold and long > threshold, (short, long, threshold)
+        assert short == pytest.approx(1.0) and long == pytest.approx(1.0), (short, long)
+        assert run.wait_for(ratio("availability")) == 0  # slow, not failing
+        result = probe_verify(tmp_path, run.service_url)
+    assert result["code"] == 1 and result["passed"] is False, result
+    assert re.search(r"p95 0\.4\d\ds > 0\.3s", result["message"]), result["message"]
+    assert result["message"].endswith("(breaks the latency SLO)"), result["message"]
