@@ -47,7 +47,7 @@ def sizes_script(service: Service) -> str:
     """The binaries' sizes in bytes as JSON, e.g. {"go-http-server-linux-amd64": 6291456}."""
     return (
         f"sizes=\"$(cd dist && stat -c '%n %s' -- {service.name}-* | jq -R -s -c "
-        "'split(\"\\n\") | map(select(length > 0) | split(\" \") | {(.[0]): (.[1] | tonumber)}) | add')\"\n"
+        '\'split("\\n") | map(select(length > 0) | split(" ") | {(.[0]): (.[1] | tonumber)}) | add\')"\n'
         'echo "sizes=${sizes}" >> "${GITHUB_OUTPUT}"\n'
     )
 
@@ -56,7 +56,7 @@ def _send(what: str, slug: str, method: str, content_type: str, url: str, body: 
     """Send `body` to `url`; 2xx is done, unreachable or 5xx a warning, 401/403 and other answers fail."""
     lines = [f'response="${{RUNNER_TEMP}}/{slug}-response.txt"', "status=0"]
     command = (
-        f'{CURL} --output "${{response}}" --write-out \'%{{http_code}}\' --request {method} '
+        f"{CURL} --output \"${{response}}\" --write-out '%{{http_code}}' --request {method} "
         f'--header "Content-Type: {content_type}" --data-binary "@{body}"'
     )
     if auth:
@@ -126,9 +126,9 @@ def push_script() -> str:
         'succeeded=0\n[[ "${outcome}" != success ]] || succeeded=1\n'
         "# only numbers and plain label values go into the text format, anything else is left out\n"
         'number() { [[ "$1" =~ ^[0-9]{1,19}(\\.[0-9]{1,9})?$ ]]; }\n'
-        "label() { if [[ \"$1\" =~ ^[A-Za-z0-9._+-]{1,128}$ ]]; then printf '%s' \"$1\"; fi; }\n"
-        "gauge() { printf '# TYPE %s gauge\\n%s%s %s\\n' \"$1\" \"$1\" \"${3:-}\" \"$2\"; }\n"
-        "sizes=\"$(jq -r 'to_entries[] | \"\\(.key) \\(.value)\"' <<< \"${BINARY_SIZES:-null}\" 2>/dev/null || true)\"\n"
+        'label() { if [[ "$1" =~ ^[A-Za-z0-9._+-]{1,128}$ ]]; then printf \'%s\' "$1"; fi; }\n'
+        'gauge() { printf \'# TYPE %s gauge\\n%s%s %s\\n\' "$1" "$1" "${3:-}" "$2"; }\n'
+        'sizes="$(jq -r \'to_entries[] | "\\(.key) \\(.value)"\' <<< "${BINARY_SIZES:-null}" 2>/dev/null || true)"\n'
         'body="${RUNNER_TEMP}/release-facts.prom"\n'
         "{\n"
         f'  gauge {m.END_TIME} "${{end_time}}"\n'
@@ -137,7 +137,7 @@ def push_script() -> str:
         f'  gauge {m.SUCCEEDED} "${{succeeded}}"\n'
         f'  if number "${{TEST_COVERAGE_PERCENT}}"; then gauge {m.COVERAGE} "${{TEST_COVERAGE_PERCENT}}"; fi\n'
         f'  [[ -z "${{sizes}}" ]] || echo "# TYPE {m.BINARY_SIZE} gauge"\n'
-        '  while read -r binary size; do\n'
+        "  while read -r binary size; do\n"
         '    if [[ -n "$(label "${binary}")" ]] && number "${size}"; then\n'
         f'      echo "{m.BINARY_SIZE}{{binary=\\"${{binary}}\\"}} ${{size}}"\n'
         "    fi\n"
@@ -167,9 +167,9 @@ def loki_script() -> str:
         'jq -c -n --arg ts "$(date +%s)000000000" --arg service "${SERVICE}" '
         '--arg environment "${ENVIRONMENT}" \\\n'
         f"  --rawfile line {METADATA_FILE} \\\n"
-        f"  '{{streams: [{{stream: {{job: \"{metrics.PUSH_JOB}\", service: $service, "
+        f'  \'{{streams: [{{stream: {{job: "{metrics.PUSH_JOB}", service: $service, '
         "environment: $environment},\n"
-        "    values: [[$ts, ($line | fromjson | tojson)]]}]}' > \"${body}\"\n"
+        '    values: [[$ts, ($line | fromjson | tojson)]]}]}\' > "${body}"\n'
         '{\n  echo "## Delivery report"\n  echo\n} >> "${GITHUB_STEP_SUMMARY}"\n'
         + _send("Loki", "loki", "POST", "application/json", "${LOKI_URL}", "${body}", auth=False)
     )

@@ -8,6 +8,14 @@ import re
 from typing import Any
 
 from components.config import SEMVER, Service, StackConfig
+from components.github.delivery_report import (
+    RELEASE_REPORT,
+    RELEASE_STARTED,
+    loki_step,
+    report_job,
+    sizes_step,
+    started_job,
+)
 from components.github.steps import (
     COSIGN_STORAGE_FLAGS,
     METADATA_FILE,
@@ -32,14 +40,6 @@ from components.github.steps import (
     uses,
     var_expression,
     workflow_document,
-)
-from components.github.delivery_report import (
-    RELEASE_REPORT,
-    RELEASE_STARTED,
-    loki_step,
-    report_job,
-    sizes_step,
-    started_job,
 )
 from components.github.workflow_yaml import Commented
 from components.naming import image_repository, release_environment
