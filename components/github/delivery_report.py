@@ -113,16 +113,17 @@ def push_script() -> str:
         "  exit 1\n"
         "fi\n"
         'commit_time="$(git show -s --format=%ct "${GITHUB_SHA}" 2>/dev/null || true)"\n'
-        "# the release's outcome: every job succeeded, or one was cancelled, or it failed\n"
-        "outcome=success\n"
-        '[[ -n "${RESULTS}" ]] || outcome=failure\n'
-        "for result in ${RESULTS}; do\n"
-        '  case "${result}" in\n'
-        "    success) ;;\n"
-        '    cancelled) [[ "${outcome}" == failure ]] || outcome=cancelled ;;\n'
-        "    *) outcome=failure ;;\n"
-        "  esac\n"
-        "done\n"
+        "# the release's outcome: a job failed; else one was cancelled; else every job succeeded\n"
+        'case " ${RESULTS} " in\n'
+        '  *" failure "*) outcome=failure ;;\n'
+        '  *" cancelled "*) outcome=cancelled ;;\n'
+        "  *)\n"
+        "    outcome=success\n"
+        "    for result in ${RESULTS:-none}; do\n"
+        '      [[ "${result}" == success ]] || outcome=failure\n'
+        "    done\n"
+        "    ;;\n"
+        "esac\n"
         'succeeded=0\n[[ "${outcome}" != success ]] || succeeded=1\n'
         "# only numbers and plain label values go into the text format, anything else is left out\n"
         'number() { [[ "$1" =~ ^[0-9]{1,19}(\\.[0-9]{1,9})?$ ]]; }\n'
