@@ -180,12 +180,14 @@ def _identity_env(config: StackConfig, service: Service) -> dict[str, str]:
     return {"SERVICE": service.name, "ENVIRONMENT": config.environment}
 
 
-def started_job() -> dict[str, Any]:
+def started_job(tag_job: str) -> dict[str, Any]:
+    """Right after the tag is validated (every job of the release needs that first)."""
     return job_definition(
         RELEASE_STARTED,
         [run_step("Note the release's start", started_script(), id_="started")],
         timeout=2,
         cancel_in_progress=False,
+        needs=(tag_job,),
         outputs={"at": "${{ steps.started.outputs.at }}"},
     )
 

@@ -358,6 +358,6 @@ def release_workflow(config: StackConfig, service: Service) -> dict[str, Any]:
         # delivery health: the release notes its start and reports itself at the end, whatever happened
         names = {"tag": RELEASE_TAG, "test": RELEASE_TEST, "binaries": RELEASE_BINARIES}
         before = list(jobs)
-        jobs = {RELEASE_STARTED: started_job(), **jobs}
+        jobs = {RELEASE_TAG: tag, RELEASE_STARTED: started_job(RELEASE_TAG), **jobs}
         jobs[RELEASE_REPORT] = report_job(config, service, config.delivery, before, names)
     return workflow_document(release_workflow_name(config), {"push": {"tags": ["v*"]}}, jobs)
