@@ -1,5 +1,6 @@
-"""DeliveryHealth (one per stack with `roadbike:delivery`): the delivery rules and alerts as a
-PrometheusRule and the delivery dashboard as a ConfigMap, in the stack's namespace."""
+"""DeliveryHealth (one per stack with `roadbike:delivery`): the delivery measures as a PrometheusRule,
+each service's yellow and red tickets as its own PrometheusRule, and the delivery dashboard as a
+ConfigMap, in the stack's namespace."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import StackConfig
 from components.delivery.dashboard import dashboard_config_map
-from components.delivery.rules import prometheus_rule, rule_groups
+from components.delivery.rules import alerts_prometheus_rule, prometheus_rule, rule_groups
 from components.kubernetes.component import custom_resource
 
 
@@ -30,6 +31,13 @@ class DeliveryHealth(pulumi.ComponentResource):
         super().__init__("roadbike:delivery:DeliveryHealth", name, props, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         self.prometheus_rule = custom_resource(f"{name}-rules", prometheus_rule(config), child)
+        # each service's tickets in its own object: adding a service only creates
+        self.alert_rules = {
+            service.name: custom_resource(
+                f"{service.name}-delivery-alerts", alerts_prometheus_rule(config, service), child
+            )
+            for service in config.services
+        }
         dashboard = dashboard_config_map(config)
         self.dashboard = k8s.core.v1.ConfigMap(
             f"{name}-dashboard", opts=child, metadata=dashboard["metadata"], data=dashboard["data"]

@@ -17,7 +17,6 @@ from components.delivery.rules import (
     DEPLOYMENT_FREQUENCY,
     DEPLOYMENTS,
     FAILED_CHANGES,
-    GROUP,
     LEAD_TIME_P50,
     LEAD_TIME_P90,
     MEASURES,
@@ -29,6 +28,7 @@ from components.delivery.rules import (
     alert_name,
     alert_rules,
     delivery,
+    rule_groups,
 )
 from components.slo.burn_rates import PAGE, decimal_text
 
@@ -236,6 +236,6 @@ def promtool_tests(config: StackConfig) -> dict[str, Any]:
     return {
         "rule_files": [RULES_FILE],
         "evaluation_interval": delivery(config).evaluation_interval,
-        "group_eval_order": [GROUP],
+        "group_eval_order": [group["name"] for group in rule_groups(config)],
         "tests": [measures_test(scenario), alerts_test(scenario), page_before_release_test(scenario)],
     }

@@ -250,11 +250,22 @@ def alert_rules(config: StackConfig, service: Service) -> list[dict[str, Any]]:
     return rules
 
 
+def recording_group(config: StackConfig) -> dict[str, Any]:
+    return {"name": GROUP, "interval": delivery(config).evaluation_interval, "rules": recording_rules(config)}
+
+
+def alert_group(config: StackConfig, service: Service) -> dict[str, Any]:
+    """The service's own tickets: a group (and a PrometheusRule) that comes and goes with the service."""
+    return {
+        "name": f"{GROUP}-{service.name}",
+        "interval": delivery(config).evaluation_interval,
+        "rules": alert_rules(config, service),
+    }
+
+
 def rule_groups(config: StackConfig) -> list[dict[str, Any]]:
-    rules = recording_rules(config)
-    for service in config.services:
-        rules += alert_rules(config, service)
-    return [{"name": GROUP, "interval": delivery(config).evaluation_interval, "rules": rules}]
+    """Every delivery group of the stack: the measures, then each service's tickets."""
+    return [recording_group(config), *(alert_group(config, s) for s in config.services)]
 
 
 def rule_metadata(config: StackConfig, name: str) -> dict[str, Any]:
@@ -269,10 +280,24 @@ def rule_metadata(config: StackConfig, name: str) -> dict[str, Any]:
     }
 
 
-def prometheus_rule(config: StackConfig) -> dict[str, Any]:
+def _rule(metadata: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": rule_metadata(config, RULE_NAME),
-        "spec": {"groups": rule_groups(config)},
+        "metadata": metadata,
+        "spec": {"groups": groups},
     }
+
+
+def prometheus_rule(config: StackConfig) -> dict[str, Any]:
+    """`delivery-health`: the recording rules of the four measures, for every service of the stack."""
+    return _rule(rule_metadata(config, RULE_NAME), [recording_group(config)])
+
+
+def alerts_rule_name(service: Service) -> str:
+    return f"{service.name}-delivery"
+
+
+def alerts_prometheus_rule(config: StackConfig, service: Service) -> dict[str, Any]:
+    """`<service>-delivery`: the service's yellow and red tickets."""
+    return _rule(rule_metadata(config, alerts_rule_name(service)), [alert_group(config, service)])

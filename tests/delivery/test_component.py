@@ -27,10 +27,14 @@ def test_delivery_health_holds_the_rules_and_the_dashboard(stack: str) -> None:
         "pushgatewayUrl": f"https://pushgateway.{stack}.acme.internal",
     }
     children = [r for r in run.resources if r.parent == health.urn]
-    assert sorted(r.type for r in children) == [CONFIG_MAP, PROMETHEUS_RULE]
-    [rule] = [r for r in children if r.type == PROMETHEUS_RULE]
-    assert rule.inputs["metadata"]["name"] == "delivery-health"
-    assert rule.inputs["spec"]["groups"][0]["name"] == "roadbike-delivery"
+    services = [s["name"] for s in stack_raw(stack)["services"]]
+    assert sorted(r.type for r in children) == [CONFIG_MAP] + [PROMETHEUS_RULE] * (1 + len(services))
+    rules = {r.inputs["metadata"]["name"]: r for r in children if r.type == PROMETHEUS_RULE}
+    assert sorted(rules) == sorted(["delivery-health", *(f"{s}-delivery" for s in services)])
+    assert [g["name"] for g in rules["delivery-health"].inputs["spec"]["groups"]] == ["roadbike-delivery"]
+    for service in services:
+        [group] = rules[f"{service}-delivery"].inputs["spec"]["groups"]
+        assert all(rule["labels"]["service"] == service for rule in group["rules"])
 
 
 def test_without_the_section_there_is_no_delivery_health() -> None:

@@ -16,6 +16,7 @@ from components.delivery.rules import (
     FAILED_CHANGES,
     RELEASE_FAILED,
     alert_rules,
+    alerts_prometheus_rule,
     prometheus_rule,
     rule_groups,
 )
@@ -88,10 +89,12 @@ def test_tickets_route_through_the_stack_alertmanager_routing(stack: str) -> Non
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_prometheus_rule_fits_the_operator_crd(stack: str) -> None:
-    manifest = prometheus_rule(parse(stack_raw(stack)))
-    assert crd_errors(manifest) == []
-    assert yaml.safe_load(to_yaml(manifest))["spec"]["groups"][0]["interval"] == "1m"
+def test_prometheus_rules_fit_the_operator_crd(stack: str) -> None:
+    config = parse(stack_raw(stack))
+    manifests = [prometheus_rule(config), *(alerts_prometheus_rule(config, s) for s in config.services)]
+    for manifest in manifests:
+        assert crd_errors(manifest) == []
+        assert yaml.safe_load(to_yaml(manifest))["spec"]["groups"][0]["interval"] == "1m"
 
 
 def test_thresholds_from_the_config_reach_the_alerts() -> None:
