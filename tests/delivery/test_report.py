@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from components.config import StackConfig, prometheus_duration_seconds
+from components.config import StackConfig, parse_stack_config, prometheus_duration_seconds
 from components.delivery import metrics
 from components.delivery.rules import (
     CHANGE_FAILURE_RATE,
@@ -67,8 +67,6 @@ def delivery_config(url: str, username: str | None = None) -> StackConfig:
         "failureWindow": FAILURE_WINDOW,
     }
     if secrets:
-        from components.config import parse_stack_config
-
         return parse_stack_config(raw, "stacks/Pulumi.test.yaml", secrets)
     return parse(raw)
 
