@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from components.config import StackConfig
+from components.delivery.files import delivery_artifacts
 from components.slo.files import slo_artifacts
 
 ArtifactRenderer = Callable[[StackConfig], dict[str, str]]
 
-RENDERERS: list[ArtifactRenderer] = [slo_artifacts]
+RENDERERS: list[ArtifactRenderer] = [slo_artifacts, delivery_artifacts]
 
 
 def render_artifacts(config: StackConfig) -> dict[str, str]:

@@ -550,6 +550,156 @@ class PrometheusConfig(Model):
         return value
 
 
+# --- delivery health (the DORA measures) ---------------------------------------------------------
+
+# Releases are counted over this window; the DORA bands (e.g. "once a month") need at least a month.
+DELIVERY_WINDOW = "30d"
+DELIVERY_DURATION_RANGE = ("1m", "365d")
+DELIVERY_INTERVAL_RANGE = ("1s", "5m")
+
+
+def check_delivery_duration(value: str, low: str, high: str) -> str:
+    """A Prometheus duration between `low` and `high`."""
+    if not isinstance(value, str) or len(value) > 64 or not PROMETHEUS_DURATION.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Prometheus duration like 1h, 7d or 30d")
+    seconds = prometheus_duration_seconds(value)
+    if not prometheus_duration_seconds(low) <= seconds <= prometheus_duration_seconds(high):
+        raise ValueError(f"{value} is out of bounds: from {low} to {high}")
+    return value
+
+
+def check_push_url(value: str) -> str:
+    """An https URL without credentials; http only to this machine (loopback, for tests)."""
+    check_url(value)
+    host = urlsplit(value).hostname or ""
+    address = _ip_address(host)
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    if value.startswith("http://") and not loopback:
+        raise ValueError(
+            f"{value!r} must be an https:// URL (http:// only to a loopback address): the release "
+            "sends its credentials and facts to it"
+        )
+    return value
+
+
+class DurationBand(Model):
+    """Yellow and red levels of a measure given as a duration (worse when longer)."""
+
+    yellow: str
+    red: str
+
+    @field_validator("yellow", "red")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return check_delivery_duration(value, *DELIVERY_DURATION_RANGE)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DurationBand:
+        if prometheus_duration_seconds(self.yellow) >= prometheus_duration_seconds(self.red):
+            raise ValueError(f"yellow ({self.yellow}) must be shorter than red ({self.red})")
+        return self
+
+
+class PercentBand(Model):
+    """Yellow and red levels of a measure given in percent (worse when higher)."""
+
+    yellow: float = Field(gt=0, lt=100)
+    red: float = Field(gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PercentBand:
+        if self.yellow >= self.red:
+            raise ValueError(f"yellow ({self.yellow:g}) must be below red ({self.red:g})")
+        return self
+
+
+# Defaults: yellow when a measure leaves the DORA report's "high" band, red when it leaves "medium"
+# (Accelerate State of DevOps Report 2023, software delivery performance levels).
+class DeliveryThresholds(Model):
+    # fewer than one successful deployment per `yellow` (per `red`) on average over the window
+    deployment_frequency: DurationBand = Field(
+        default_factory=lambda: DurationBand(yellow="7d", red="30d"), alias="deploymentFrequency"
+    )
+    # the median lead time for changes is longer than
+    lead_time: DurationBand = Field(
+        default_factory=lambda: DurationBand(yellow="7d", red="30d"), alias="leadTime"
+    )
+    change_failure_rate: PercentBand = Field(
+        default_factory=lambda: PercentBand(yellow=10, red=15), alias="changeFailureRate"
+    )
+    # the median time to restore is longer than
+    time_to_restore: DurationBand = Field(
+        default_factory=lambda: DurationBand(yellow="1d", red="7d"), alias="timeToRestore"
+    )
+
+    @model_validator(mode="after")
+    def _frequency_within_window(self) -> DeliveryThresholds:
+        window = prometheus_duration_seconds(DELIVERY_WINDOW)
+        if prometheus_duration_seconds(self.deployment_frequency.red) > window:
+            raise ScopeError(
+                ("deploymentFrequency", "red"),
+                f"{self.deployment_frequency.red} is longer than the {DELIVERY_WINDOW} window "
+                "deployments are counted over",
+            )
+        return self
+
+
+class Pushgateway(Model):
+    url: str
+    # basic auth: the user name is an Actions variable, the password an Actions secret of the environment
+    username: str | None = None
+    password: SecretStr | None = None
+
+    _url = field_validator("url")(lambda v: check_push_url(v))
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if value is not None and not USERNAME.fullmatch(value):
+            raise ValueError(
+                "is not a user name: 1 to 128 of letters, digits and ._@$+- starting with a letter or "
+                "digit (no ':', space or control character)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Pushgateway:
+        if (self.username is None) != (self.password is None):
+            raise ValueError(
+                "basic auth needs both username and password (the password as a secret: pulumi config "
+                f"set --secret --path '{PROJECT}:delivery.pushgateway.password' \"$PUSHGATEWAY_PASSWORD\")"
+            )
+        return self
+
+
+class Loki(Model):
+    url: str
+
+    _url = field_validator("url")(lambda v: check_push_url(v))
+
+
+class DeliveryConfig(Model):
+    """Delivery health: releases report to a Pushgateway; the DORA measures, thresholds, a dashboard."""
+
+    pushgateway: Pushgateway
+    loki: Loki | None = None
+    # a release followed within this by a page alert of its service is a failed change
+    failure_window: str = Field(default="1h", alias="failureWindow")
+    # how often the delivery rules are evaluated (the incident tracking steps by it)
+    evaluation_interval: str = Field(default="1m", alias="evaluationInterval")
+    thresholds: DeliveryThresholds = Field(default_factory=DeliveryThresholds)
+
+    @field_validator("failure_window")
+    @classmethod
+    def _failure_window(cls, value: str) -> str:
+        return check_delivery_duration(value, "1m", "7d")
+
+    @field_validator("evaluation_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        return check_delivery_duration(value, *DELIVERY_INTERVAL_RANGE)
+
+
 # The labels roadbike sets on every SLI selector to scope it to its service and stack: a selector that set
 # them itself could read another service's or another namespace's traffic.
 SCOPE_LABELS = ("job", "namespace")
@@ -845,6 +995,7 @@ class StackConfig(Model):
     kubernetes: KubernetesConfig
     signing: SigningConfig = Field(default_factory=SigningConfig)
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
+    delivery: DeliveryConfig | None = None
     services: list[Service] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -921,7 +1072,10 @@ def _alias_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
 
 # The only keys whose value may be a secret (`pulumi config set --secret`): everything else is written
 # in clear to resources, artifacts and the state, so a secret there would be a secret leaked.
-SECRET_KEY_PATHS: tuple[tuple[str, ...], ...] = (("registry", "password"),)
+SECRET_KEY_PATHS: tuple[tuple[str, ...], ...] = (
+    ("registry", "password"),
+    ("delivery", "pushgateway", "password"),
+)
 
 
 def secret_path_problems(secret_paths: Iterable[tuple[str | int, ...]], source: str) -> list[str]:
@@ -955,14 +1109,15 @@ def parse_stack_config(
             f"{source}: {key_path(path)}: contains a control or invisible character{shown}; "
             "names, labels, hosts and URLs are one line of visible text"
         )
-    registry = raw.get("registry")
-    password_given = isinstance(registry, Mapping) and registry.get("password") is not None
-    if password_given and not any(p in (("registry",), ("registry", "password")) for p in secret_paths):
-        problems.append(
-            f"{source}: {key_path(('registry', 'password'))}: must be a secret, not plain text in the "
-            "stack file: pulumi config set --secret --path 'roadbike:registry.password' (rotate the "
-            "password, it was committed in clear)"
-        )
+    for secret_key in SECRET_KEY_PATHS:
+        if _value_at(raw, secret_key) is not None and not any(
+            p == secret_key[: len(p)] for p in secret_paths
+        ):
+            problems.append(
+                f"{source}: {key_path(secret_key)}: must be a secret, not plain text in the stack file: "
+                f"pulumi config set --secret --path '{key_path(secret_key)}' (rotate the password, it "
+                "was committed in clear)"
+            )
     known = set()
     for name, field in StackConfig.model_fields.items():
         known.add(field.alias or name)
@@ -975,6 +1130,15 @@ def parse_stack_config(
         return StackConfig.model_validate(dict(raw), context={"environment": raw.get("environment")})
     except ValidationError as exc:
         raise ConfigError([_problem_line(source, err) for err in exc.errors()]) from None
+
+
+def _value_at(raw: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = raw
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
 
 
 def _control_character_paths(

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.chaos.component import ChaosSchedules
 from components.config import Service, StackConfig
+from components.delivery.component import DeliveryHealth
 from components.github.component import GitHubPipeline, RegistryCredentials
 from components.github.repository import repository_args
 from components.images.component import MultiArchImage
@@ -120,6 +121,11 @@ class DeliveryPlatform(pulumi.ComponentResource):
             for service in config.services
         }
         self.slo_routing = SloRouting("slo", config, self.namespace, pulumi.ResourceOptions(parent=self))
+        self.delivery: DeliveryHealth | None = None
+        if config.delivery is not None:
+            self.delivery = DeliveryHealth(
+                "delivery", config, self.namespace, pulumi.ResourceOptions(parent=self)
+            )
         self.outputs: dict[str, Any] = {
             "environment": config.environment,
             "namespace": config.kubernetes.namespace,
@@ -128,6 +134,8 @@ class DeliveryPlatform(pulumi.ComponentResource):
         }
         if config.prometheus.url:
             self.outputs["prometheus"] = {"url": config.prometheus.url}
+        if self.delivery is not None:
+            self.outputs["delivery"] = self.delivery.outputs
         self.register_outputs(self.outputs)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from policies import chaos, github, images, kubernetes, plaintext, registry, signing, slo
+from policies import chaos, delivery, github, images, kubernetes, plaintext, registry, signing, slo
 
 PACK_NAME = "roadbike"
 
@@ -16,5 +16,6 @@ POLICIES: list[Policy] = [
     *registry.POLICIES,
     *signing.POLICIES,
     *slo.POLICIES,
+    *delivery.POLICIES,
     *plaintext.POLICIES,
 ]

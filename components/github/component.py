@@ -19,6 +19,7 @@ import pulumi_random as random
 
 from components.config import Service, StackConfig
 from components.github.ci_workflow import CI_WORKFLOW, ci_required_checks
+from components.github.delivery_report import SECRET_PUSHGATEWAY_PASSWORD, VAR_PUSHGATEWAY_USERNAME
 from components.github.dependabot import DEPENDABOT
 from components.github.files import render_files
 from components.github.release_workflow import release_workflow_path
@@ -143,7 +144,32 @@ class GitHubPipeline(pulumi.ComponentResource):
                 value=secret(registry_credentials.password),
                 opts=in_environment,
             )
+        self._pushgateway_credentials(config, service, tier, in_environment)
         return environment
+
+    def _pushgateway_credentials(
+        self, config: StackConfig, service: Service, tier: str, in_environment: pulumi.ResourceOptions
+    ) -> None:
+        """What the release's report logs in to the Pushgateway with (delivery health, basic auth)."""
+        pushgateway = config.delivery.pushgateway if config.delivery else None
+        if pushgateway is None or pushgateway.username is None or pushgateway.password is None:
+            return
+        github.ActionsEnvironmentVariable(
+            self._environment_child(tier, VAR_PUSHGATEWAY_USERNAME),
+            repository=service.repository,
+            environment=tier,
+            variable_name=VAR_PUSHGATEWAY_USERNAME,
+            value=pushgateway.username,
+            opts=in_environment,
+        )
+        github.ActionsEnvironmentSecret(
+            self._environment_child(tier, SECRET_PUSHGATEWAY_PASSWORD),
+            repository=service.repository,
+            environment=tier,
+            secret_name=SECRET_PUSHGATEWAY_PASSWORD,
+            value=secret(pushgateway.password.get_secret_value()),
+            opts=in_environment,
+        )
 
     def _environment_child(self, tier: str, name: str) -> str:
         """e.g. `go-http-server-environment-prod-registry-password` for the secret REGISTRY_PASSWORD."""

@@ -8,6 +8,14 @@ import re
 from typing import Any
 
 from components.config import SEMVER, Service, StackConfig
+from components.github.delivery_report import (
+    RELEASE_REPORT,
+    RELEASE_STARTED,
+    loki_step,
+    report_job,
+    sizes_step,
+    started_job,
+)
 from components.github.steps import (
     COSIGN_STORAGE_FLAGS,
     METADATA_FILE,
@@ -272,6 +280,7 @@ def _publish_job(config: StackConfig, service: Service) -> dict[str, Any]:
         *_cosign_attest_sbom(config, service),
         provenance,
         metadata,
+        *(loki_step(config, service, config.delivery) if config.delivery else []),
         upload,
     ]
     return job_definition(
@@ -322,6 +331,7 @@ def release_workflow(config: StackConfig, service: Service) -> dict[str, Any]:
                 env={"VERSION": f"${{{{ needs.{RELEASE_TAG}.outputs.version }}}}"},
             ),
             run_step("Checksums", checksums_script(service), id_="checksums"),
+            *([sizes_step(service)] if config.delivery else []),
             {
                 "name": "Upload the binaries",
                 **uses(
@@ -337,10 +347,17 @@ def release_workflow(config: StackConfig, service: Service) -> dict[str, Any]:
         outputs={
             "checksums": "${{ steps.checksums.outputs.checksums }}",
             "go-version": "${{ steps.checksums.outputs.go-version }}",
+            **({"sizes": "${{ steps.sizes.outputs.sizes }}"} if config.delivery else {}),
         },
     )
     jobs: dict[str, Any] = {RELEASE_TAG: tag, RELEASE_TEST: test, RELEASE_BINARIES: binaries}
     for platform in service.platforms:
         jobs[image_job_name(platform)] = _image_job(config, service, platform)
     jobs[RELEASE_PUBLISH] = _publish_job(config, service)
+    if config.delivery is not None:
+        # delivery health: the release notes its start and reports itself at the end, whatever happened
+        names = {"tag": RELEASE_TAG, "test": RELEASE_TEST, "binaries": RELEASE_BINARIES}
+        before = list(jobs)
+        jobs = {RELEASE_TAG: tag, RELEASE_STARTED: started_job(RELEASE_TAG), **jobs}
+        jobs[RELEASE_REPORT] = report_job(config, service, config.delivery, before, names)
     return workflow_document(release_workflow_name(config), {"push": {"tags": ["v*"]}}, jobs)

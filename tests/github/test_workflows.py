@@ -251,7 +251,7 @@ def test_release_runs_on_semver_tags_and_validates_first() -> None:
 
 
 def test_release_jobs_and_native_runners_per_platform() -> None:
-    config = config_with()
+    config = config_with(delivery=None)  # the release's own jobs (tests/delivery: the report)
     service = config.services[0]
     jobs = plain(release_workflow(config, service))["jobs"]
     assert list(jobs) == [
@@ -290,7 +290,7 @@ def test_one_platform_renders_one_image_job() -> None:
 
 
 def test_publish_steps_in_order_keypair() -> None:
-    config = config_with(signing={"mode": "keypair"})
+    config = config_with(signing={"mode": "keypair"}, delivery=None)
     publish = plain(release_workflow(config, config.services[0]))["jobs"][RELEASE_PUBLISH]
     assert step_names(publish) == [
         "Log in to the registry",
@@ -351,7 +351,7 @@ def test_signing_none_renders_no_cosign_step() -> None:
 
 
 def test_release_binaries_and_metadata_inputs() -> None:
-    config = config_with()
+    config = config_with(delivery=None)  # the release's own jobs (tests/delivery: the report)
     jobs = plain(release_workflow(config, config.services[0]))["jobs"]
     binaries = jobs["release-binaries"]
     assert step_names(binaries) == [

@@ -48,7 +48,8 @@ def test_custom_resources_validate_against_the_upstream_schemas(
 ) -> None:
     run = runs[stack]
     for resource_type in SCHEMAS:
-        resources = of_type(run, resource_type)
+        # the SLO domain's objects (tests/delivery checks the delivery rules)
+        resources = [r for r in of_type(run, resource_type) if "roadbike:delivery:" not in r.urn]
         assert len(resources) == len(stack_raw(stack)["services"])
         for validator in validators(resource_type):
             for resource in resources:
