@@ -1,0 +1,23 @@
+"""The `roadbike` command's entry point: takes over SIGINT and SIGTERM before anything heavy is imported.
+
+Importing the command (the Pulumi SDK, gRPC, the components) takes a few tenths of a second; a signal in
+that time would otherwise meet the default action and kill the process with no message and no exit 130.
+Only the standard library and `roadbike.interrupt` are imported before the handlers are in place.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from roadbike import interrupt
+
+
+def main() -> int:
+    interrupt.install("interrupted")
+    from roadbike.cli import main as command
+
+    return command()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
