@@ -4,38 +4,13 @@ are the objects `roadbike plan` writes under k8s/, content for content."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from tests.engine.real_engine import scratch_stack
 from tests.helpers import roadbike, stack_raw, write_stack
-from tests.kubernetes.test_up import UP, key, planned_manifests
-
-UNKNOWN = "output<string>"
-
-
-class GoYamlLoader(yaml.SafeLoader):
-    """YAML as Go's parsers (Argo CD, Flux) read it: a plain `=` (AlertmanagerConfig's `matchType: =`,
-    which the provider writes unquoted) is the string "=", not YAML 1.1's value key."""
-
-
-GoYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def with_known(planned: Any, rendered: Any) -> Any:
-    """The planned object with each value the plan could not know (`output<string>`, e.g. a public key
-    made at `pulumi up`) taken from the rendered one, when the rendered one has a value there."""
-    if planned == UNKNOWN and isinstance(rendered, str) and rendered:
-        return rendered
-    if isinstance(planned, dict) and isinstance(rendered, dict):
-        return {k: with_known(v, rendered.get(k)) for k, v in planned.items()}
-    if isinstance(planned, list) and isinstance(rendered, list) and len(planned) == len(rendered):
-        return [with_known(p, r) for p, r in zip(planned, rendered, strict=True)]
-    return planned
+from tests.kubernetes.apiserver import GoYamlLoader
+from tests.kubernetes.test_up import UP, key, planned_manifests, with_known
 
 
 def test_up_in_gitops_mode_writes_what_the_plan_writes(tmp_path: Path) -> None:
