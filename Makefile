@@ -13,11 +13,13 @@ ENGINE_TOOLS := pulumi pulumi-language-python kubernetes docker-build random
 ENGINE_BIN ?= $(shell tools/build-go-tools.sh --bin-dir)
 # The generated pipeline's Go tools the tests run on examples/go-http-server (same file, same cache).
 GO_TOOLS := actionlint govulncheck golangci-lint crane cosign syft
+# The Kubernetes API server (and its etcd) that tests/kubernetes deploys the stacks to.
+KUBE_TOOLS := kube-apiserver etcd
 GRAFANA := $(TOOLS)/grafana
 GRAFANA_SCHEMA_VERSION := 13.2.3
 TYPESCRIPT_VERSION := 5.9.3
 
-.PHONY: venv plan plan-all test test-fast lint format bench bench-interrupts tools crds engine go-tools clean
+.PHONY: venv plan plan-all test test-fast lint format bench bench-interrupts tools crds engine go-tools kube-apiserver clean
 
 $(BIN)/roadbike: pyproject.toml
 	@echo "Installing roadbike with Pulumi, its providers' SDKs and the dev tools into $(VENV) (first run: a minute or two)..."
@@ -83,6 +85,10 @@ go-tools:
 	tools/build-go-tools.sh $(GO_TOOLS)
 	cd tools/vulndb && GOFLAGS=-mod=readonly go mod download golang.org/x/vulndb
 
+# Long cold (see the README): built at most two packages at a time, as the machine is shared.
+kube-apiserver:
+	GOFLAGS="$(GOFLAGS) -p=2" tools/build-go-tools.sh $(KUBE_TOOLS)
+
 tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python $(GRAFANA)/stamp
 
 lint: venv
@@ -94,11 +100,11 @@ format: venv
 	$(BIN)/ruff format components policies roadbike tests bench __main__.py
 	$(BIN)/ruff check --fix components policies roadbike tests bench __main__.py
 
-test: venv tools crds engine go-tools lint
+test: venv tools crds engine go-tools kube-apiserver lint
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
 		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest
 
-test-fast: venv tools crds engine go-tools
+test-fast: venv tools crds engine go-tools kube-apiserver
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
 		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest -m 'not slow'
 

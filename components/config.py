@@ -425,12 +425,60 @@ class Deployer(Model):
         return self
 
 
+# A kubeconfig context name: kubectl allows any text; these cover kind-*, gke_*, EKS ARNs, user@cluster.
+KUBECONFIG_CONTEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,252}")
+
+
+def _check_local_path(value: str, what: str) -> str:
+    """A path on the machine that runs `pulumi up`: one line, no `..`, not empty or the project itself."""
+    if not value.strip() or value != value.strip():
+        raise ValueError(f"{value!r} is not a {what}: no leading or trailing blanks")
+    parts = value.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise ValueError(f"{value!r}: a {what} without '..'")
+    if value.rstrip("/") in ("", ".", "~"):
+        raise ValueError(f"{value!r} is not a {what} of its own")
+    return value
+
+
+class ClusterConfig(Model):
+    """The cluster `pulumi up` deploys to: a context of a kubeconfig file (never the current context)."""
+
+    context: str = Field(min_length=1, max_length=253)
+    # the kubeconfig file; default: $KUBECONFIG, else ~/.kube/config, as kubectl reads it
+    kubeconfig: str | None = Field(default=None, max_length=4096)
+
+    @field_validator("context")
+    @classmethod
+    def _context(cls, value: str) -> str:
+        if not KUBECONFIG_CONTEXT.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a kubeconfig context name (letters, digits and ._:@/+-, no blank)"
+            )
+        return value
+
+    _kubeconfig = field_validator("kubeconfig")(
+        lambda v: v if v is None else _check_local_path(v, "kubeconfig file path")
+    )
+
+
+class GitOpsConfig(Model):
+    """GitOps mode: the Kubernetes provider writes the manifests into `directory` (for Argo CD or Flux)
+    instead of applying them to a cluster."""
+
+    directory: str = Field(min_length=1, max_length=4096)
+
+    _directory = field_validator("directory")(lambda v: _check_local_path(v, "directory"))
+
+
 class KubernetesConfig(Model):
     namespace: str
     pod_security: Literal["restricted", "baseline", "privileged"] = Field(
         default="restricted", alias="podSecurity"
     )
     deployer: Deployer = Field(default_factory=Deployer)
+    cluster: ClusterConfig | None = None
+    gitops: GitOpsConfig | None = None
 
     _namespace = field_validator("namespace")(lambda v: _check_platform_namespace(v))
 
@@ -1003,6 +1051,24 @@ class StackConfig(Model):
         _refuse_duplicates([s.name for s in self.services], "services")
         # GitHub compares repository names regardless of case: Orders-API and orders-api are one repository
         _refuse_duplicates([s.repository.lower() for s in self.services], "services", key="repository")
+        return self
+
+    @model_validator(mode="after")
+    def _target(self) -> StackConfig:
+        kubernetes = self.kubernetes
+        if kubernetes.cluster is None and kubernetes.gitops is None:
+            raise ScopeError(
+                ("kubernetes", "cluster"),
+                "required: the cluster this stack deploys to, as a kubeconfig context "
+                f"(cluster: {{context: acme-{self.environment}}}, optionally cluster.kubeconfig: a file), "
+                "or gitops.directory to write the manifests instead; the current context is never used",
+            )
+        if kubernetes.cluster is not None and kubernetes.gitops is not None:
+            raise ScopeError(
+                ("kubernetes", "gitops"),
+                "gitops writes the manifests instead of applying them to a cluster: keep either cluster "
+                "or gitops",
+            )
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from components.delivery.component import DeliveryHealth
 from components.github.component import GitHubPipeline, RegistryCredentials
 from components.github.repository import repository_args
 from components.images.component import MultiArchImage
+from components.kubernetes.cluster import provider_args
 from components.kubernetes.namespace import namespace_manifest
 from components.naming import ServiceNames, service_names
 from components.registry.component import OciRegistry
@@ -94,38 +95,38 @@ class DeliveryPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("roadbike:platform:DeliveryPlatform", name, None, opts)
-        manifest = namespace_manifest(config)
-        metadata = manifest["metadata"]
-        self.namespace = k8s.core.v1.Namespace(
-            config.kubernetes.namespace,
-            metadata={**metadata, "labels": {**metadata["labels"], **namespace_labels(config)}},
-            opts=pulumi.ResourceOptions(parent=self),
+        # Every Kubernetes object goes to the stack's own cluster (or GitOps directory), never to the
+        # current kubeconfig context: the children below inherit this provider.
+        self.kubernetes_provider = k8s.Provider(
+            "kubernetes", **provider_args(config), opts=pulumi.ResourceOptions(parent=self)
         )
-        self.registry = OciRegistry("registry", config, self.namespace, pulumi.ResourceOptions(parent=self))
+        providers: list[pulumi.ProviderResource] = [self.kubernetes_provider]
         # Every pulumi-github resource manages the configured owner's repositories, not the token's account.
         self.github_provider: github.Provider | None = None
         if config.github.enabled:
             self.github_provider = github.Provider(
                 "github", owner=config.github.owner, opts=pulumi.ResourceOptions(parent=self)
             )
-        providers: list[pulumi.ProviderResource] = [self.github_provider] if self.github_provider else []
+            providers.append(self.github_provider)
+        child = pulumi.ResourceOptions(parent=self, providers=providers)
+        manifest = namespace_manifest(config)
+        metadata = manifest["metadata"]
+        self.namespace = k8s.core.v1.Namespace(
+            config.kubernetes.namespace,
+            metadata={**metadata, "labels": {**metadata["labels"], **namespace_labels(config)}},
+            opts=pulumi.ResourceOptions(parent=self, provider=self.kubernetes_provider),
+        )
+        self.registry = OciRegistry("registry", config, self.namespace, child)
         self.chains = {
             service.name: DeliveryChain(
-                service.name,
-                config,
-                service,
-                self.namespace,
-                pulumi.ResourceOptions(parent=self, providers=providers),
-                registry=self.registry,
+                service.name, config, service, self.namespace, child, registry=self.registry
             )
             for service in config.services
         }
-        self.slo_routing = SloRouting("slo", config, self.namespace, pulumi.ResourceOptions(parent=self))
+        self.slo_routing = SloRouting("slo", config, self.namespace, child)
         self.delivery: DeliveryHealth | None = None
         if config.delivery is not None:
-            self.delivery = DeliveryHealth(
-                "delivery", config, self.namespace, pulumi.ResourceOptions(parent=self)
-            )
+            self.delivery = DeliveryHealth("delivery", config, self.namespace, child)
         self.outputs: dict[str, Any] = {
             "environment": config.environment,
             "namespace": config.kubernetes.namespace,

@@ -70,9 +70,11 @@ def running(command: Sequence[str], log: Path) -> Iterator[subprocess.Popen[byte
                 process.wait(timeout=10)
 
 
-def wait_until(ready: Any, what: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll `ready()` (bounded); fail with the server's log if it never gets there or exits."""
-    end = time.monotonic() + STARTUP_SECONDS
+def wait_until(
+    ready: Any, what: str, process: subprocess.Popen[bytes], log: Path, seconds: float = STARTUP_SECONDS
+) -> None:
+    """Poll `ready()` (bounded by `seconds`); fail with the server's log if it never gets there or exits."""
+    end = time.monotonic() + seconds
     while time.monotonic() < end:
         if process.poll() is not None:
             raise AssertionError(
@@ -82,7 +84,7 @@ def wait_until(ready: Any, what: str, process: subprocess.Popen[bytes], log: Pat
             if ready():
                 return
         time.sleep(0.1)
-    raise AssertionError(f"{what} not ready in {STARTUP_SECONDS:g}s:\n{log.read_text(errors='replace')}")
+    raise AssertionError(f"{what} not ready in {seconds:g}s:\n{log.read_text(errors='replace')[-5000:]}")
 
 
 # --- TLS -------------------------------------------------------------------------------------------

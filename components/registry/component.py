@@ -67,7 +67,9 @@ class OciRegistry(pulumi.ComponentResource):
         if kind == "Service":
             return k8s.core.v1.Service(f"{name}-service", opts=self._in_namespace, **body)
         if kind == "PersistentVolumeClaim":
-            return k8s.core.v1.PersistentVolumeClaim(f"{name}-claim", opts=self._in_namespace, **body)
+            # The registry's images live here: the engine refuses to delete or replace it (README: Protection).
+            kept = pulumi.ResourceOptions.merge(self._in_namespace, pulumi.ResourceOptions(protect=True))
+            return k8s.core.v1.PersistentVolumeClaim(f"{name}-claim", opts=kept, **body)
         if kind == "NetworkPolicy":
             return k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", opts=self._in_namespace, **body)
         if kind == "Secret":
@@ -87,7 +89,8 @@ class OciRegistry(pulumi.ComponentResource):
         htpasswd = secret(password.bcrypt_hash).apply(
             lambda bcrypt_hash: registry.htpasswd_line(username, bcrypt_hash)
         )
-        self._object(registry.htpasswd_secret_manifest(config, htpasswd))
+        if writes_secrets(config):
+            self._object(registry.htpasswd_secret_manifest(config, htpasswd))
         # In a namespace that admits only signed images, the registry's pod is admitted by this policy.
         admission: list[pulumi.Resource] = []
         if signing_enabled(config):
@@ -106,5 +109,12 @@ class OciRegistry(pulumi.ComponentResource):
             lambda value: registry.docker_config_json(host, username, value)
         )
         manifest = registry.pull_secret_manifest(config, docker_config)
-        self._object(manifest)
+        if writes_secrets(config):
+            self._object(manifest)
         return str(manifest["metadata"]["name"])
+
+
+def writes_secrets(config: StackConfig) -> bool:
+    """GitOps mode writes manifests to files that go to a Git repository, where a Secret would be in
+    clear: the registry's Secrets are then left to the team's secret manager (see the README)."""
+    return config.kubernetes.gitops is None

@@ -90,13 +90,15 @@ class CosignKeys(pulumi.ComponentResource):
         props = {"service": service.name, "repository": service.repository, "environment": environment}
         super().__init__(TYPE, name, props, opts)
         names = service_names(config, service)
-        child = pulumi.ResourceOptions(parent=self)
+        # Every signature made with the key pair needs it (and the password that encrypts its private
+        # key): the engine refuses to delete or replace either (README: Protection).
+        kept = pulumi.ResourceOptions(parent=self, protect=True)
         password = random.RandomPassword(
-            names.resource("cosign-password"), length=PASSWORD_LENGTH, special=False, opts=child
+            names.resource("cosign-password"), length=PASSWORD_LENGTH, special=False, opts=kept
         )
         secret_password = secret(password.result)
         self.key_pair = CosignKeyPair(
-            names.resource("cosign-key-pair"), service.name, secret_password, opts=child
+            names.resource("cosign-key-pair"), service.name, secret_password, opts=kept
         )
         self.public_key: pulumi.Output[str] = self.key_pair.publicKey
         in_environment = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))

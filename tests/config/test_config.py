@@ -138,6 +138,30 @@ CASES = [
     ),
     ("missing key", lambda r: r.pop("kubernetes"), "roadbike:kubernetes", "required key is missing"),
     (
+        "no cluster",
+        lambda r: r["kubernetes"].pop("cluster"),
+        "roadbike:kubernetes.cluster",
+        "the current context is never used",
+    ),
+    (
+        "cluster and gitops",
+        lambda r: r["kubernetes"].update(gitops={"directory": "deploy/dev"}),
+        "roadbike:kubernetes.gitops",
+        "keep either cluster or gitops",
+    ),
+    (
+        "context with a blank",
+        lambda r: r["kubernetes"].update(cluster={"context": "acme dev"}),
+        "roadbike:kubernetes.cluster.context",
+        "not a kubeconfig context name",
+    ),
+    (
+        "gitops directory outside",
+        lambda r: r["kubernetes"].update(cluster=None, gitops={"directory": "../elsewhere"}),
+        "roadbike:kubernetes.gitops.directory",
+        "without '..'",
+    ),
+    (
         "sli fields",
         lambda r: r["services"][0]["slos"][1]["sli"].pop("histogram"),
         "roadbike:services[0].slos[1].sli",

@@ -98,6 +98,11 @@ class Preview:
                 }
         return names
 
+    def changes(self) -> dict[str, int]:
+        """The summary's change counts by operation (`create`, `same`, `update`, `delete`, ...)."""
+        summaries = self._of("summaryEvent")
+        return dict(summaries[-1].get("resourceChanges") or {}) if summaries else {}
+
     def result(self) -> str:
         summaries = self._of("summaryEvent")
         return str(summaries[-1].get("result", "")) if summaries else ""
@@ -153,6 +158,75 @@ def _pulumi(
     )
 
 
+@dataclass
+class ScratchStack:
+    """A stack of a scratch copy of the project on its own file backend: run `pulumi` commands on it."""
+
+    stack: str
+    project: Path
+    env: dict[str, str]
+
+    @property
+    def stack_file(self) -> Path:
+        return self.project / "stacks" / f"Pulumi.{self.stack}.yaml"
+
+    def pulumi(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return _pulumi(list(args), self.project, self.env, timeout=timeout)
+
+    def configure(self, settings: dict[str, str], secret: bool = False) -> None:
+        """`pulumi config set --path KEY VALUE` (`--secret` for `secret`) of each setting."""
+        flag = ["--secret"] if secret else []
+        for key, value in settings.items():
+            done = self.pulumi("config", "set", "--stack", self.stack, "--path", *flag, key, value)
+            assert done.returncode == 0, f"pulumi config set {key}: {done.stderr}"
+
+    def run(self, command: str, *args: str, streaming_preview: bool = False) -> Preview:
+        """`pulumi COMMAND --stack STACK --json ARGS` and its events (one JSON document per line)."""
+        env = dict(self.env)
+        if streaming_preview:
+            env["PULUMI_ENABLE_STREAMING_JSON_PREVIEW"] = "true"
+        started = time.perf_counter()
+        done = _pulumi([command, "--stack", self.stack, "--json", *args], self.project, env, PREVIEW_TIMEOUT)
+        seconds = time.perf_counter() - started
+        events = []
+        for line in done.stdout.splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise AssertionError(
+                    f"pulumi {command} printed a line that is not a JSON event: {line[:200]}"
+                ) from None
+        return Preview(
+            stack=self.stack,
+            returncode=done.returncode,
+            events=events,
+            stack_file=self.stack_file,
+            output=done.stdout + done.stderr,
+            seconds=seconds,
+        )
+
+
+def scratch_stack(
+    stack: str,
+    workdir: Path,
+    stack_file: Path | None = None,
+    settings: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> ScratchStack:
+    """A scratch copy of the project with STACK initialised (passphrase secrets) and configured."""
+    env = _environment(workdir / "home", workdir / "state")
+    (workdir / "state").mkdir(parents=True)
+    project = _copy_project(
+        stack, stack_file or REPO / "stacks" / f"Pulumi.{stack}.yaml", workdir / "project"
+    )
+    scratch = ScratchStack(stack, project, env)
+    init = scratch.pulumi("stack", "init", stack, "--secrets-provider", "passphrase")
+    assert init.returncode == 0, f"pulumi stack init {stack}: {init.stderr}"
+    scratch.configure(settings or {})
+    scratch.configure(secrets or {}, secret=True)
+    return scratch
+
+
 def real_preview(
     stack: str,
     workdir: Path,
@@ -168,53 +242,16 @@ def real_preview(
     applied to the copy's stack file before the preview. With `record`, the pack writes what it receives
     there (policies/recorder.py).
     """
-    env = _environment(workdir / "home", workdir / "state")
+    scratch = scratch_stack(stack, workdir, stack_file, settings, secrets)
     if record is not None:
-        env[RECORD_VARIABLE] = str(record)
-    (workdir / "state").mkdir(parents=True)
-    project = _copy_project(
-        stack, stack_file or REPO / "stacks" / f"Pulumi.{stack}.yaml", workdir / "project"
-    )
-    init = _pulumi(["stack", "init", stack, "--secrets-provider", "passphrase"], project, env)
-    assert init.returncode == 0, f"pulumi stack init {stack}: {init.stderr}"
-    for flag, values in (([], settings or {}), (["--secret"], secrets or {})):
-        for key, value in values.items():
-            done = _pulumi(["config", "set", "--stack", stack, "--path", *flag, key, value], project, env)
-            assert done.returncode == 0, f"pulumi config set {key}: {done.stderr}"
+        scratch.env[RECORD_VARIABLE] = str(record)
     if streaming:
-        env["PULUMI_ENABLE_STREAMING_JSON_PREVIEW"] = "true"
+        return scratch.run("preview", "--policy-pack", "policies", streaming_preview=True)
     started = time.perf_counter()
-    done = _pulumi(
-        ["preview", "--stack", stack, "--policy-pack", "policies", "--json"],
-        project,
-        env,
-        timeout=PREVIEW_TIMEOUT,
+    done = scratch.pulumi(
+        "preview", "--stack", stack, "--policy-pack", "policies", "--json", timeout=PREVIEW_TIMEOUT
     )
     seconds = time.perf_counter() - started
-    events = []
-    if not streaming:
-        document = json.loads(done.stdout)
-        return Preview(
-            stack,
-            done.returncode,
-            [],
-            project / "stacks" / f"Pulumi.{stack}.yaml",
-            done.stderr,
-            seconds,
-            document,
-        )
-    for line in done.stdout.splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise AssertionError(
-                f"pulumi preview printed a line that is not a JSON event: {line[:200]}"
-            ) from None
     return Preview(
-        stack=stack,
-        returncode=done.returncode,
-        events=events,
-        stack_file=project / "stacks" / f"Pulumi.{stack}.yaml",
-        output=done.stdout + done.stderr,
-        seconds=seconds,
+        stack, done.returncode, [], scratch.stack_file, done.stderr, seconds, json.loads(done.stdout)
     )
