@@ -42,7 +42,10 @@ class DeliveryHealth(pulumi.ComponentResource):
         self.dashboard = k8s.core.v1.ConfigMap(
             f"{name}-dashboard", opts=child, metadata=dashboard["metadata"], data=dashboard["data"]
         )
+        # the engine hands stack policies a component's outputs, not its inputs: the policy pack reads
+        # the environment here
         self.outputs: dict[str, Any] = {
+            "environment": config.environment,
             "pushgateway": delivery.pushgateway.url,
             "ruleGroups": [g["name"] for g in rule_groups(config)],
             "dashboard": dashboard["metadata"]["name"],

@@ -63,7 +63,7 @@ def test_each_resource_is_decoded_once_per_call(monkeypatch: pytest.MonkeyPatch)
     )
     assert shared_props.install()
     _answers(run)
-    # One decoding per Analyze call; in the AnalyzeStack call one per distinct set of properties (the
-    # components' empty ones among them) and the stack's own: not one per policy and resource.
-    stack_call = {_analyze_request(r).properties.SerializeToString(deterministic=True) for r in run.resources}
+    # One decoding per Analyze call; in the AnalyzeStack call (the resources' outputs) one per distinct set
+    # of properties and the stack's own: not one per policy and resource.
+    stack_call = {_stack_resource(r).properties.SerializeToString(deterministic=True) for r in run.resources}
     assert len(decoded) == len(run.resources) + len(stack_call) + 1
