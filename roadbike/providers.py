@@ -17,6 +17,7 @@ from pulumi.runtime import rpc
 from roadbike.program import SECRET_SIG, SECRET_SIG_KEY, STACK_TYPE, RecordedResource, is_secret
 
 SECRET_TYPE = "kubernetes:core/v1:Secret"
+PROVIDER_TYPE_PREFIX = "pulumi:providers:"
 DYNAMIC_PACKAGE = "pulumi-python"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 # pulumi-random's schema defaults, filled in by its preview of a create.
@@ -127,6 +128,8 @@ def checked_inputs(resource: RecordedResource) -> dict[str, Any]:
         return _kubernetes_secret(inputs)
     if resource.type == IMAGE:
         return _docker_build_image(inputs)
+    if resource.type.startswith(PROVIDER_TYPE_PREFIX) and resource.version:
+        return {**inputs, "version": resource.version}  # an explicit provider: the engine adds its version
     return inputs
 
 
@@ -159,7 +162,8 @@ def engine_only_resources(
     seen: set[tuple[str, str]] = set()
     for resource in resources:
         name = package(resource.type)
-        if not resource.custom or resource.provider or (name, resource.version) in seen:
+        explicit_provider = resource.type.startswith(PROVIDER_TYPE_PREFIX)
+        if not resource.custom or resource.provider or explicit_provider or (name, resource.version) in seen:
             continue
         seen.add((name, resource.version))
         provider_name = "default" + ("_" + resource.version.replace(".", "_") if resource.version else "")

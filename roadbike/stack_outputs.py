@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 from components.config import HTTP_URL as HTTP_URL_PATTERN
 from roadbike.oci import DIGEST, TAG
 from roadbike.program import SECRET_SIG_KEY
+from roadbike.redact import UNKNOWN_SHOWN
 
 CHECKS = ("registry", "images", "signatures", "rules", "probe")
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -87,6 +91,8 @@ class ServiceTarget:
     platforms: tuple[str, ...] = ()
     image: ImageTarget | None = None
     signing_mode: str | None = None
+    # keypair signing: the PEM public key signatures must verify with (None: unknown in a plan)
+    public_key: str | None = None
     slo: SloTarget | None = None
     probe: ProbeTarget | None = None
 
@@ -295,6 +301,9 @@ def _service_target(
     if {"images", "signatures"} & set(options.only):
         image = _image_target(reader, base, registry)
     signing = reader.get((*base, "signing", "mode"), required=False)
+    public_key = None
+    if signing == "keypair" and "signatures" in options.only:
+        public_key = _public_key(reader, (*base, "signing", "publicKey"))
     slo = _slo_target(reader, base) if "rules" in options.only else None
     probe = None
     if "probe" in options.only and reader.get((*base, "probe"), required=False) is not _MISSING:
@@ -304,9 +313,33 @@ def _service_target(
         platforms=tuple(p for p in platforms if isinstance(p, str)) if isinstance(platforms, list) else (),
         image=image,
         signing_mode=signing if isinstance(signing, str) else None,
+        public_key=public_key,
         slo=slo,
         probe=probe,
     )
+
+
+PUBLIC_KEY_MAX_CHARS = 4096
+
+
+def _public_key(reader: _Reader, path: tuple[str, ...]) -> str | None:
+    """The service's cosign public key (an ECDSA key in PEM), or None while a plan has it unknown."""
+    value = reader.get(path)
+    if value is _MISSING or value == UNKNOWN_SHOWN:
+        return None
+    what = "must be the PEM public key of the service's cosign key pair (as `pulumi stack output` prints it)"
+    if not isinstance(value, str) or len(value) > PUBLIC_KEY_MAX_CHARS:
+        reader.problem(path, what)
+        return None
+    try:
+        key = load_pem_public_key(value.encode())
+    except ValueError:
+        reader.problem(path, what)
+        return None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        reader.problem(path, f"{what}: an ECDSA key (got another kind)")
+        return None
+    return value
 
 
 def _image_target(

@@ -7,7 +7,8 @@ Checks (each one result per target, with evidence):
               release workflow pushes the image) check the digest the tag resolves to in the registry
   signatures  a cosign signature refers to each image digest (the same resolved digest without one in
               the outputs): OCI 1.1 referrers (API, else the referrers tag schema `sha256-<hex>`) or the
-              legacy `sha256-<hex>.sig` tag
+              legacy `sha256-<hex>.sig` tag, whose signature must verify with the service's publicKey
+              (keypair signing; unknown in a plan's outputs: presence only)
   rules       Prometheus has every SLO rule group of the service loaded for the stack's namespace (other
               stacks' groups share the names), all rules healthy, every page and ticket alert defined,
               and no page alert firing in that namespace
@@ -22,6 +23,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 import time
@@ -29,6 +31,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from roadbike.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from roadbike.oci import (
@@ -321,15 +328,27 @@ def _check_signature(ctx: Context, service: ServiceTarget, image: ImageTarget, l
     if digest is None:
         message = f"{label}{subject} in {image.repository}: no digest to look for signatures of"
         return CheckResult("signatures", image.target, False, message, evidence)
-    found = _find_signature(ctx.registry_client(), image.name, digest, tried)
+    found = _find_signature(ctx.registry_client(), image.name, digest, tried, service.public_key)
     if found is None:
         attempts = ", ".join(f"{k} {v}" for k, v in tried.items())
-        message = f"{label}no cosign signature for {subject} ({attempts})"
+        if tried.get("legacyKeyMismatches"):
+            message = (
+                f"{label}the cosign signature of {subject} does not verify with the service's publicKey "
+                f"(signed with another key; {attempts})"
+            )
+        else:
+            message = f"{label}no cosign signature for {subject} ({attempts})"
         return CheckResult("signatures", image.target, False, message, evidence)
     evidence.update(found)
     verb = "signs" if found["form"] == "legacy tag" else "refers to"
     where = f"legacy tag {legacy_signature_tag(digest)}" if found["form"] == "legacy tag" else found["form"]
     message = f"{label}cosign signature {found['signature']} ({where}) {verb} {subject}"
+    if found.get("keyVerified"):
+        message += ", verified with the service's publicKey"
+    elif service.signing_mode == "keypair" and service.public_key is None:
+        message += " (not checked against a key: the outputs' publicKey is unknown, as in a plan)"
+    elif service.signing_mode == "keypair":
+        message += " (a referrer: its signature is checked by `cosign verify --key`, not here)"
     return CheckResult("signatures", image.target, True, message, evidence)
 
 
@@ -344,7 +363,7 @@ def _signed_subject(ctx: Context, image: ImageTarget, evidence: dict[str, Any]) 
 
 
 def _find_signature(
-    client: RegistryClient, name: str, digest: str, tried: dict[str, Any]
+    client: RegistryClient, name: str, digest: str, tried: dict[str, Any], public_key: str | None = None
 ) -> dict[str, Any] | None:
     """A referrer signature (referrers API, else the referrers tag), else a legacy `.sig` signature."""
     api_status, descriptors = client.referrers(name, digest)
@@ -359,7 +378,7 @@ def _find_signature(
         found = _referrer_signature(client, name, digest, descriptor)
         if found:
             return {**found, "form": form}
-    legacy = _legacy_signature(client, name, digest, tried)
+    legacy = _legacy_signature(client, name, digest, tried, public_key)
     return {**legacy, "form": "legacy tag"} if legacy else None
 
 
@@ -381,9 +400,11 @@ def _referrer_signature(
 
 
 def _legacy_signature(
-    client: RegistryClient, name: str, digest: str, tried: dict[str, Any]
+    client: RegistryClient, name: str, digest: str, tried: dict[str, Any], public_key: str | None = None
 ) -> dict[str, Any] | None:
-    """A `.sig` manifest whose simplesigning layer is signed and whose payload names the image digest."""
+    """A `.sig` manifest whose simplesigning layer is signed and whose payload names the image digest;
+    with `public_key`, the layer's signature must verify over the payload with it (as `cosign verify
+    --key` checks it)."""
     manifest = client.manifest(name, legacy_signature_tag(digest), IMAGE_MANIFEST_TYPES)
     tried["legacyTag"] = 200 if manifest else 404
     if manifest is None:
@@ -400,17 +421,38 @@ def _legacy_signature(
         payload_digest = layer.get("digest")
         if not isinstance(payload_digest, str) or not DIGEST.match(payload_digest):
             continue
-        payload = _json_or_none(client.blob(name, payload_digest))
-        signed = _get(payload, "critical", "image", "docker-manifest-digest")
-        if signed == digest:
-            return {
-                "signature": manifest.digest,
-                "payload": payload_digest,
-                "signedLayers": len(layers),
-                "certificate": bool(layer["annotations"].get(COSIGN_CERTIFICATE_ANNOTATION)),
-            }
-        tried.setdefault("legacyPayloadDigests", []).append(signed)
+        content = client.blob(name, payload_digest)
+        signed = _get(_json_or_none(content), "critical", "image", "docker-manifest-digest")
+        if signed != digest:
+            tried.setdefault("legacyPayloadDigests", []).append(signed)
+            continue
+        signature = layer["annotations"][COSIGN_SIGNATURE_ANNOTATION]
+        if public_key is not None and not signature_verifies(public_key, signature, content):
+            tried["legacyKeyMismatches"] = tried.get("legacyKeyMismatches", 0) + 1
+            continue
+        return {
+            "signature": manifest.digest,
+            "payload": payload_digest,
+            "signedLayers": len(layers),
+            "certificate": bool(layer["annotations"].get(COSIGN_CERTIFICATE_ANNOTATION)),
+            "keyVerified": public_key is not None,
+        }
     return None
+
+
+def signature_verifies(public_key_pem: str, signature_base64: Any, payload: bytes) -> bool:
+    """An ECDSA-SHA256 signature (base64, as cosign annotates it) over the payload, by the PEM key."""
+    if not isinstance(signature_base64, str) or len(signature_base64) > 1024:
+        return False
+    try:
+        signature = base64.b64decode(signature_base64, validate=True)
+        key = load_pem_public_key(public_key_pem.encode())
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            return False
+        key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+    except (ValueError, InvalidSignature):
+        return False
+    return True
 
 
 def _json_or_none(content: bytes) -> Any:

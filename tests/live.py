@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import bcrypt
 import requests
 import yaml
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.helpers import require_tool
 
@@ -123,6 +125,18 @@ class Registry:
     password: str
     ca_bundle: Path
     session: requests.Session = field(default_factory=requests.Session)
+    # the key cosign signatures pushed by the tests are made with (ECDSA P-256, as cosign's)
+    signing_key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+
+    @property
+    def public_key_pem(self) -> str:
+        return (
+            self.signing_key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
 
     def __post_init__(self) -> None:
         self.session.auth = (self.username, self.password)
@@ -200,6 +214,7 @@ class Registry:
         )
         layer = self.push_blob(name, payload)
         config = self.push_blob(name, b"{}")
+        signature = base64.b64encode(self.signing_key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
         manifest = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -208,7 +223,7 @@ class Registry:
                 {
                     "mediaType": COSIGN_SIMPLESIGNING,
                     **layer,
-                    "annotations": {COSIGN_SIGNATURE_ANNOTATION: "MEUCIQDtest-signature-bytes"},
+                    "annotations": {COSIGN_SIGNATURE_ANNOTATION: signature},
                 }
             ],
         }

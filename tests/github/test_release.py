@@ -303,10 +303,12 @@ def test_roadbike_verify_passes_on_the_release_the_workflow_published(
     release: Release, tmp_path: Path
 ) -> None:
     digest = index_digest(release)
+    public_key = (release.keys / "cosign.pub").read_text()
     for check in ("images", "signatures"):
-        result = verify_images(tmp_path, release.registry, VERSION, check=check)
+        result = verify_images(tmp_path, release.registry, VERSION, check=check, public_key=public_key)
         assert result["code"] == 0 and result["passed"] is True, result
         assert digest in result["message"], result["message"]
+    assert result["message"].endswith("verified with the service's publicKey"), result["message"]
 
 
 # --- build-metadata.json -----------------------------------------------------------------------------

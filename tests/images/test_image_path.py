@@ -101,7 +101,9 @@ def images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> dict
     }
 
 
-def verify_images(tmp_path: Path, registry: Registry, tag: str, check: str = "images") -> dict[str, Any]:
+def verify_images(
+    tmp_path: Path, registry: Registry, tag: str, check: str = "images", public_key: str = "-"
+) -> dict[str, Any]:
     outputs = {
         "environment": "dev",
         "namespace": "delivery-dev",
@@ -119,7 +121,7 @@ def verify_images(tmp_path: Path, registry: Registry, tag: str, check: str = "im
                 "version": "1.4.2",
                 "platforms": ["linux/amd64", "linux/arm64"],
                 "image": {"repository": f"{registry.host}/{REPOSITORY}", "tag": tag},
-                "signing": {"mode": "keypair", "publicKey": "-"},
+                "signing": {"mode": "keypair", "publicKey": public_key},
                 "slo": {"ruleGroups": [], "pageAlerts": [], "ticketAlerts": []},
             }
         },
@@ -197,7 +199,13 @@ def signed(
     )
     assert sign.returncode == 0, sign.stderr
     assert password not in sign.stdout + sign.stderr
-    return {"env": crane.env, "dir": directory, "index": index}
+    return {
+        "env": crane.env,
+        "dir": directory,
+        "index": index,
+        "publicKey": pair.public_key_pem,
+        "otherPublicKey": other.public_key_pem,
+    }
 
 
 def cosign_verify(signed: dict[str, Any], key: str, reference: str) -> subprocess.CompletedProcess[str]:
@@ -224,8 +232,22 @@ def test_cosign_verify_fails_with_another_services_key(signed: dict[str, Any]) -
 def test_verify_signatures_passes_and_fails_when_the_tag_moves_to_an_unsigned_digest(
     tmp_path: Path, registry: Registry, signed: dict[str, Any]
 ) -> None:
-    good = verify_images(tmp_path, registry, "1.4.2", check="signatures")
+    good = verify_images(tmp_path, registry, "1.4.2", check="signatures", public_key=signed["publicKey"])
     assert good["code"] == 0 and good["passed"] is True, good
-    moved = verify_images(tmp_path, registry, "1.4.2-moved", check="signatures")
+    assert good["message"].endswith("verified with the service's publicKey"), good["message"]
+    moved = verify_images(
+        tmp_path, registry, "1.4.2-moved", check="signatures", public_key=signed["publicKey"]
+    )
     assert moved["code"] == 1 and moved["passed"] is False, moved
     assert "no cosign signature for" in moved["message"], moved["message"]
+
+
+def test_verify_signatures_fails_when_the_public_key_is_another_services(
+    tmp_path: Path, registry: Registry, signed: dict[str, Any]
+) -> None:
+    """The signature cosign made is checked with the outputs' publicKey, as `cosign verify --key` does."""
+    other = verify_images(
+        tmp_path, registry, "1.4.2", check="signatures", public_key=signed["otherPublicKey"]
+    )
+    assert other["code"] == 1 and other["passed"] is False, other
+    assert "does not verify with the service's publicKey" in other["message"], other["message"]

@@ -173,10 +173,7 @@ def service_outputs(
             "digest": digest,
             "ref": f"{repository}@{digest}",
         },
-        "signing": {
-            "mode": "keypair",
-            "publicKey": "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n",
-        },
+        "signing": {"mode": "keypair", "publicKey": registry.public_key_pem},
         "slo": slo or {"ruleGroups": [], "pageAlerts": [], "ticketAlerts": []},
     }
 
@@ -342,6 +339,32 @@ def test_an_unsigned_digest_fails_the_signatures_check(
     assert signature["evidence"]["tried"] == {"referrersApi": 404, "referrersTag": 404, "legacyTag": 404}
     assert f"no cosign signature for {digest}" in signature["message"]
     assert legacy_signature_tag(digest) == referrers_tag(digest) + ".sig"
+
+
+def test_a_signature_made_with_another_key_fails_the_signatures_check(
+    tmp_path: Path, registry: Registry, images: Images
+) -> None:
+    name = DEV_SERVICES[0]  # signed in the legacy form by the registry's key
+    other = Registry(registry.host, registry.url, registry.username, registry.password, registry.ca_bundle)
+    service = service_outputs(registry, name, images.digests[name])
+    service["signing"]["publicKey"] = other.public_key_pem
+    run = run_verify(tmp_path, stack_outputs(registry, {name: service}), registry, only=("signatures",))
+    assert run.code == 1
+    signature = run.checks("signatures")[name]
+    assert signature["passed"] is False
+    assert signature["evidence"]["tried"]["legacyKeyMismatches"] == 1
+    assert "does not verify with the service's publicKey" in signature["message"], signature["message"]
+
+
+def test_a_public_key_that_is_no_pem_key_is_bad_input(
+    tmp_path: Path, registry: Registry, images: Images
+) -> None:
+    name = DEV_SERVICES[0]
+    service = service_outputs(registry, name, images.digests[name])
+    service["signing"]["publicKey"] = "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n"
+    run = run_verify(tmp_path, stack_outputs(registry, {name: service}), registry, only=("signatures",))
+    assert run.code == 2
+    assert f"services.{name}.signing.publicKey: must be the PEM public key" in run.err, run.err
 
 
 def test_a_rule_file_not_loaded_fails_the_rules_check(
@@ -737,7 +760,10 @@ def test_outputs_without_a_digest_check_the_digest_the_tag_resolves_to(
         signature = run.checks("signatures")[name]
         assert signature["passed"] is True
         assert (signature["evidence"]["digest"], signature["evidence"]["resolved"]) == (digest, resolved)
-        assert signature["message"].endswith(f" {resolved}")
+        assert (
+            f" {resolved} (not checked against a key: the outputs' publicKey is unknown"
+            in signature["message"]
+        )
     assert run.checks("signatures")[first]["evidence"]["form"] == "legacy tag"
     for name in others:
         form = f"referrers tag {referrers_tag(images.digests[name])}"
