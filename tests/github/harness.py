@@ -443,7 +443,9 @@ def build_push(step: Step) -> dict[str, str]:
     one `platforms` entry (cross-compiled, no QEMU), with `-X main.version=$VERSION -X main.commit=$COMMIT`
     from `build-args`, as the only layer of an empty OCI image whose entrypoint is the binary; `labels` and
     the platform set with `crane mutate`, which pushes it by digest to the `name=` of `outputs`. What is not
-    reproduced: the Dockerfile (there is no Docker engine here). Outputs `digest`, as the action does."""
+    reproduced: the Dockerfile's own build (there is no Docker engine here); it must exist at `context` and
+    declare an ARG for each build arg, or the step fails as the action would. Outputs `digest`, as the
+    action does."""
     known_inputs(
         step, {"context", "platforms", "build-args", "labels", "outputs", "provenance", "sbom", "no-cache"}
     )
@@ -465,6 +467,7 @@ def build_push(step: Step) -> dict[str, str]:
     repository = outputs["name"]
     name = repository.rsplit("/", 1)[-1]
     args = _key_values(step.inputs.get("build-args", ""), "build-args")
+    dockerfile_args(step.workspace / step.inputs.get("context", "."), set(args))
     goos, goarch = platform.split("/")
     out = step.workspace.parent / "image" / name
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -494,6 +497,24 @@ def build_push(step: Step) -> dict[str, str]:
     if not pushed.startswith(f"{repository}@sha256:"):
         raise HarnessError(f"crane mutate pushed {pushed!r}, not {repository}@<digest>")
     return {"digest": pushed.split("@", 1)[1], "imageid": pushed.split("@", 1)[1]}
+
+
+def dockerfile_args(context: Path, build_args: set[str]) -> None:
+    """The context's Dockerfile exists and declares every build arg (an undeclared one is ignored by the
+    build, which would leave the image without its version or commit)."""
+    dockerfile = context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise HarnessError(f"no Dockerfile in the build context {context.name}/: the image cannot be built")
+    declared = {
+        name.split("=", 1)[0]
+        for line in dockerfile.read_text().splitlines()
+        if line.strip().upper().startswith("ARG ")
+        for name in line.split()[1:]
+    }
+    if build_args - declared:
+        raise HarnessError(
+            f"{dockerfile.name} declares no ARG for build args {sorted(build_args - declared)}"
+        )
 
 
 def cosign_installer(step: Step) -> dict[str, str]:
