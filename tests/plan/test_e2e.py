@@ -42,8 +42,13 @@ def test_plan_passes_for_committed_stack(plans: dict, stack: str) -> None:
     assert github and all("$pulumi:providers:github::github::" in r["provider"] for r in github)
     report = json.loads((out / "policy/report.json").read_text())
     assert report["summary"] == {"mandatory": 0, "advisory": 0, "passed": True}
-    # Every resource, the Stack and one default provider per package used without an explicit one.
-    defaults = {r["type"].split(":")[0] for r in plan["resources"] if r["custom"] and not r["provider"]}
+    # Every resource, the Stack and one default provider per package used without an explicit one (an
+    # explicit provider resource needs none).
+    defaults = {
+        r["type"].split(":")[0]
+        for r in plan["resources"]
+        if r["custom"] and not r["provider"] and not r["type"].startswith("pulumi:providers:")
+    }
     assert report["analyzedResources"] == len(plan["resources"]) + 1 + len(defaults)
     assert {p["name"] for p in report["policies"]} >= {
         "namespace-pod-security-restricted",
