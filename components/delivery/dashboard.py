@@ -22,6 +22,7 @@ from components.delivery.rules import (
     threshold_value,
 )
 from components.slo.dashboard import DATASOURCE, SCHEMA_VERSION, SIDECAR_LABEL
+from components.slo.dashboard import panel as dashboard_panel
 
 DASHBOARD_NAME = "delivery-dashboard"
 FILE_NAME = "delivery.json"
@@ -47,20 +48,6 @@ def _target(expr: str, legend: str, ref: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _panel(
-    kind: str, title: str, unit: str, targets: list[dict[str, Any]], position: dict[str, int]
-) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "title": title,
-        "datasource": DATASOURCE,
-        "gridPos": position,
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {},
-        "targets": targets,
-    }
-
-
 def measure_panel(config: StackConfig, measure: Measure, position: dict[str, int]) -> dict[str, Any]:
     targets = [_target(recorded(measure.record, config), "{{service}}", 0)]
     if measure.key == "leadTime":
@@ -68,7 +55,7 @@ def measure_panel(config: StackConfig, measure: Measure, position: dict[str, int
     for level in (YELLOW, RED):
         level_expr = f"vector({threshold_value(config, measure, level)})"
         targets.append(_target(level_expr, f"{level} level", len(targets)))
-    return _panel("timeseries", TITLES[measure.key], UNITS[measure.unit], targets, position)
+    return dashboard_panel("timeseries", TITLES[measure.key], UNITS[measure.unit], targets, position)
 
 
 def grafana_dashboard(config: StackConfig) -> dict[str, Any]:
@@ -79,7 +66,7 @@ def grafana_dashboard(config: StackConfig) -> dict[str, Any]:
     top = 2 * PANEL_HEIGHT
     tickets = f'ALERTS{{alertname=~"Delivery.+",alertstate="firing",environment="{config.environment}"}}'
     panels.append(
-        _panel(
+        dashboard_panel(
             "state-timeline",
             "Delivery tickets firing (yellow and red levels)",
             "none",
@@ -92,7 +79,7 @@ def grafana_dashboard(config: StackConfig) -> dict[str, Any]:
         f"group_left(version, commit, outcome) {facts(metrics.INFO, config)})"
     )
     panels.append(
-        _panel(
+        dashboard_panel(
             "table",
             f"Last {LAST_RELEASES} releases (end time, version, outcome)",
             "dateTimeAsIso",

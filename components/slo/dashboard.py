@@ -37,7 +37,7 @@ def _target(expr: str, legend: str, ref: int) -> dict[str, Any]:
     return {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": chr(ord("A") + ref)}
 
 
-def _panel(
+def panel(
     kind: str, title: str, unit: str, targets: list[dict[str, Any]], position: dict[str, int]
 ) -> dict[str, Any]:
     return {
@@ -78,10 +78,10 @@ def slo_panels(names: ServiceNames, slo: Slo, top: int) -> list[dict[str, Any]]:
             "panels": [],
             "gridPos": {"h": 1, "w": 24, "x": 0, "y": top},
         },
-        _panel("timeseries", f"{slo.name}: error ratio per window (SLI)", "percentunit", ratios, at(0)),
-        _panel("timeseries", f"{slo.name}: burn rate per window", "none", burns, at(1)),
-        _panel("timeseries", f"{slo.name}: error budget left", "percentunit", remaining, at(2)),
-        _panel("state-timeline", f"{slo.name}: alerts firing", "none", alerts, at(3)),
+        panel("timeseries", f"{slo.name}: error ratio per window (SLI)", "percentunit", ratios, at(0)),
+        panel("timeseries", f"{slo.name}: burn rate per window", "none", burns, at(1)),
+        panel("timeseries", f"{slo.name}: error budget left", "percentunit", remaining, at(2)),
+        panel("state-timeline", f"{slo.name}: alerts firing", "none", alerts, at(3)),
     ]
 
 
