@@ -128,21 +128,12 @@ class GitHubPipeline(pulumi.ComponentResource):
             **deployment_policy_args(config, service),
         )
         if registry_credentials is not None:
-            github.ActionsEnvironmentVariable(
-                self._environment_child(tier, VAR_REGISTRY_USERNAME),
-                repository=service.repository,
-                environment=tier,
-                variable_name=VAR_REGISTRY_USERNAME,
-                value=registry_credentials.username,
-                opts=in_environment,
-            )
-            github.ActionsEnvironmentSecret(
-                self._environment_child(tier, SECRET_REGISTRY_PASSWORD),
-                repository=service.repository,
-                environment=tier,
-                secret_name=SECRET_REGISTRY_PASSWORD,
-                value=secret(registry_credentials.password),
-                opts=in_environment,
+            self._credentials(
+                service,
+                tier,
+                in_environment,
+                (VAR_REGISTRY_USERNAME, registry_credentials.username),
+                (SECRET_REGISTRY_PASSWORD, secret(registry_credentials.password)),
             )
         self._pushgateway_credentials(config, service, tier, in_environment)
         return environment
@@ -154,20 +145,38 @@ class GitHubPipeline(pulumi.ComponentResource):
         pushgateway = config.delivery.pushgateway if config.delivery else None
         if pushgateway is None or pushgateway.username is None or pushgateway.password is None:
             return
+        self._credentials(
+            service,
+            tier,
+            in_environment,
+            (VAR_PUSHGATEWAY_USERNAME, pushgateway.username),
+            (SECRET_PUSHGATEWAY_PASSWORD, secret(pushgateway.password.get_secret_value())),
+        )
+
+    def _credentials(
+        self,
+        service: Service,
+        tier: str,
+        in_environment: pulumi.ResourceOptions,
+        username: tuple[str, pulumi.Input[str]],
+        password: tuple[str, Any],
+    ) -> None:
+        """A login of the tier's environment: the username as an Actions variable, the password as a
+        secret (names and values as given)."""
         github.ActionsEnvironmentVariable(
-            self._environment_child(tier, VAR_PUSHGATEWAY_USERNAME),
+            self._environment_child(tier, username[0]),
             repository=service.repository,
             environment=tier,
-            variable_name=VAR_PUSHGATEWAY_USERNAME,
-            value=pushgateway.username,
+            variable_name=username[0],
+            value=username[1],
             opts=in_environment,
         )
         github.ActionsEnvironmentSecret(
-            self._environment_child(tier, SECRET_PUSHGATEWAY_PASSWORD),
+            self._environment_child(tier, password[0]),
             repository=service.repository,
             environment=tier,
-            secret_name=SECRET_PUSHGATEWAY_PASSWORD,
-            value=secret(pushgateway.password.get_secret_value()),
+            secret_name=password[0],
+            value=password[1],
             opts=in_environment,
         )
 
