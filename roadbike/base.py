@@ -45,6 +45,7 @@ class Base:
     outputs: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     resource_artifacts_only: bool = False  # a checkpoint has no rendered files, only its resources
+    checked_inputs: bool = False  # a checkpoint records the inputs after the provider's Check
     problems: list[str] = field(default_factory=list)  # why the base does not plan, or a note about it
 
 
@@ -139,6 +140,7 @@ def _checkpoint_resource(resource: dict[str, Any], where: str) -> dict[str, Any]
         "provider": str(resource.get("provider", "")),
         "inputs": redact({k: v for k, v in inputs.items() if not k.startswith("__")}),
         "dependencies": sorted(str(d) for d in resource.get("dependencies") or []),
+        **({"protect": True} if resource.get("protect") is True else {}),
     }
 
 
@@ -166,7 +168,7 @@ def read_checkpoint(path: Path, stack: str, project: str) -> Base:
             outputs = redact(resource.get("outputs") or {})
         elif not _is_default_provider(resource) and not resource.get("delete"):
             found.append(_checkpoint_resource(resource, where))
-    return Base(f"checkpoint {path}", found, outputs, resource_artifacts_only=True)
+    return Base(f"checkpoint {path}", found, outputs, resource_artifacts_only=True, checked_inputs=True)
 
 
 def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

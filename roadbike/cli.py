@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plan(args: argparse.Namespace) -> int:
     from roadbike.artifacts import ArtifactConflict
+    from roadbike.diff import refusal
     from roadbike.outdir import OutDirWriteError
     from roadbike.plan import PlanOptions, UsageError, find_project_dir, print_plan, run_plan
     from roadbike.report import preview_document
@@ -82,6 +83,8 @@ def _plan(args: argparse.Namespace) -> int:
         print(json.dumps(preview_document(result), indent=4, sort_keys=True, ensure_ascii=False))
     else:
         print_plan(result, sys.stdout, show_diff=args.diff)
+    for step in result.changes.refused():
+        print(f"error: {refusal(step)}", file=sys.stderr)
     mandatory = int(result.report["summary"]["mandatory"])
     if mandatory:
         noun = "violation" if mandatory == 1 else "violations"

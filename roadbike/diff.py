@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.protection import why_kept
+
 STACK_TYPE = "pulumi:pulumi:Stack"
 OPS = ("create", "update", "replace", "delete", "same")
 SYMBOLS = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": ""}
@@ -79,6 +81,11 @@ class Step:
     replace_reasons: list[str] = field(default_factory=list)
 
     @property
+    def protected(self) -> bool:
+        """Protected in the base or in the plan (a base from an older roadbike may not record it)."""
+        return any(r is not None and r.get("protect") is True for r in (self.old, self.new))
+
+    @property
     def diff_reasons(self) -> list[str]:
         """The top-level properties that differ, as Pulumi's `[diff: ~spec]` names them."""
         return sorted({top_level(change.path) for change in self.changes})
@@ -96,6 +103,22 @@ class ChangeSet:
 
     def changed(self) -> list[Step]:
         return [step for step in self.steps if step.op != "same"]
+
+    def refused(self) -> list[Step]:
+        """The steps `pulumi up` refuses: a protected resource deleted or replaced."""
+        return [step for step in self.steps if step.op in ("delete", "replace") and step.protected]
+
+
+def refusal(step: Step) -> str:
+    """Why a refused step is refused, what it would lose, and how to take it on purpose."""
+    kept = why_kept(step.type)
+    stack = step.urn.split("::", 1)[0].removeprefix("urn:pulumi:")
+    verb = "deleting" if step.op == "delete" else "replacing"
+    return (
+        f"{verb} {step.name} would lose {kept.loses}; it is protected, so `pulumi up` refuses it too. "
+        f"To do it on purpose: {kept.on_purpose}, then `pulumi state unprotect --stack {stack} "
+        f"'{step.urn}'` and `pulumi up`"
+    )
 
 
 def top_level(path: str) -> str:

@@ -21,6 +21,7 @@ from roadbike.diff import ChangeSet, artifact_diffs, change_set
 from roadbike.locations import repository_uri
 from roadbike.outdir import OutDirError, OutDirWriteError, PlanDirectory
 from roadbike.program import ProgramRun, RecordedResource, run_program
+from roadbike.providers import SECRET_TYPE, checked_inputs
 from roadbike.redact import REDACTED, redact_program_run, scrub_policy
 from roadbike.report import (
     dump_json,
@@ -70,7 +71,7 @@ class PlanResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if mandatory_violations(self.policy) else 0
+        return 1 if mandatory_violations(self.policy) or self.changes.refused() else 0
 
 
 def find_project_dir(start: Path) -> Path:
@@ -291,6 +292,9 @@ def _changes(
     if base is None or base.resources is None:
         label = base.label if base else ""
         return change_set(None, head, run.stack_urn, base_label=label), {}
+    if base.checked_inputs:
+        checked = {r.urn: _state_inputs(r) for r in run.resources}
+        head = [{**r, "inputs": checked[r["urn"]]} for r in head]
     changes = change_set(base.resources, head, run.stack_urn, base.outputs, run.outputs, base.label)
     head_files = resource_artifacts(run) if base.resource_artifacts_only else artifacts
     base_files = base.artifacts
@@ -299,6 +303,15 @@ def _changes(
             ProgramRun(run.project, run.stack, [_recorded(r) for r in base.resources])
         )
     return changes, artifact_diffs(base_files, head_files)
+
+
+def _state_inputs(resource: RecordedResource) -> dict[str, Any]:
+    """The checked inputs of a resource whose secrets are already `[secret]`, as the engine records them
+    in state: a Secret's `[secret]` stringData is a `[secret]` data."""
+    inputs = resource.inputs
+    if resource.type == SECRET_TYPE and REDACTED in (inputs.get("stringData"), inputs.get("data")):
+        return {**{k: v for k, v in inputs.items() if k != "stringData"}, "data": REDACTED}
+    return checked_inputs(resource)
 
 
 def _recorded(resource: dict[str, Any]) -> RecordedResource:
@@ -311,6 +324,7 @@ def _recorded(resource: dict[str, Any]) -> RecordedResource:
         dependencies=list(resource.get("dependencies") or []),
         property_dependencies={},
         inputs=resource.get("inputs") or {},
+        protect=resource.get("protect") is True,
     )
 
 

@@ -43,6 +43,7 @@ class RecordedResource:
     provider: str = ""
     version: str = ""  # the provider package's version the SDK asked for
     outputs: dict[str, Any] | None = None  # a component's register_outputs (engine form), once called
+    protect: bool = False
 
 
 @dataclass
@@ -123,6 +124,7 @@ class RecordingMonitor(mocks.MockMonitor):
             inputs=_resolve_refs(props, self.ids),
             provider=request.provider,
             version=request.version,
+            protect=bool(request.protect),
         )
         self.by_urn[recorded.urn] = recorded
         self.recorded.append(recorded)

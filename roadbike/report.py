@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from roadbike.analyzer import PolicyResult, Violation
-from roadbike.diff import STACK_TYPE, SYMBOLS, ChangeSet, Step
+from roadbike.diff import STACK_TYPE, SYMBOLS, ChangeSet, Step, refusal
 from roadbike.locations import key_lines, violation_line, violation_path
 from roadbike.program import ProgramRun
 
@@ -41,6 +41,7 @@ def plan_document(run: ProgramRun, changes: ChangeSet | None = None) -> dict[str
                 "provider": r.provider,
                 "inputs": r.inputs,
                 "dependencies": r.dependencies,
+                **({"protect": True} if r.protect else {}),
             }
             for r in resources
         ],
@@ -78,6 +79,7 @@ def change_document(changes: ChangeSet) -> dict[str, Any]:
         "outputChanges": [
             {"path": c.path, "kind": c.kind, "old": c.old, "new": c.new} for c in changes.output_changes
         ],
+        "refused": [{"op": step.op, "urn": step.urn, "message": refusal(step)} for step in changes.refused()],
     }
 
 
@@ -116,6 +118,7 @@ def preview_document(result: Any) -> dict[str, Any]:
     policy violations as the engine's policy events and the stack's outputs on the stack's step."""
     policy, run, changes = result.policy, result.run, result.changes
     diagnostics = [diagnostic(note, "warning") for note in (result.base.problems if result.base else [])]
+    diagnostics += [diagnostic(refusal(step)) for step in changes.refused()]
     mandatory = mandatory_violations(policy)
     if mandatory:
         diagnostics.append(
@@ -292,6 +295,10 @@ def _change_section(changes: ChangeSet, base_notes: list[str]) -> list[str]:
     compared = bool(changes.steps) and changes.steps[0].op == "same"
     title = f"### Change against {_code(changes.base_label)}" if changes.base_label else "### Change"
     lines = [title, "", f"**{_count_phrase(changes)}**", ""]
+    refused = changes.refused()
+    if refused:
+        lines += [":x: **Refused**: a protected resource would be deleted or replaced.", ""]
+        lines += [f"- {_text(refusal(step))}" for step in refused] + [""]
     if changes.base_label and not compared:
         lines += ["The base does not plan, so every resource is shown as created:", ""]
     lines += [f"- {_text(note)}" for note in base_notes] + ([""] if base_notes else [])
@@ -374,8 +381,9 @@ def summary_markdown(
     violations = result.violations
     mandatory = [v for v in violations if v.enforcement_level in ("mandatory", "remediate")]
     advisory = [v for v in violations if v.enforcement_level == "advisory"]
-    verdict = "passed" if not mandatory else "failed"
-    icon = ":white_check_mark:" if not mandatory else ":x:"
+    refused = bool(changes and changes.refused())
+    verdict = ("passed" if not mandatory else "failed") + ("; the change is refused" if refused else "")
+    icon = ":white_check_mark:" if not (mandatory or refused) else ":x:"
     counts = {"pulumi:pulumi:Stack": 1, **resource_counts}
     lines = [f"## {icon} roadbike plan {_code(run.stack)}: policy gate {verdict}", ""]
     if changes is not None:

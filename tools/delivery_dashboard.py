@@ -21,17 +21,17 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import requests  # noqa: E402
-import yaml  # noqa: E402
+import matplotlib.pyplot as plt
+import requests
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.delivery.dashboard import grafana_dashboard  # noqa: E402
-from components.delivery.rules import rule_groups  # noqa: E402
-from tests.delivery.live import push_step, pushgateway_server  # noqa: E402
-from tests.delivery.test_report import PAGE_RULES, delivery_config, release  # noqa: E402
-from tests.live import HTTP_TIMEOUT, prometheus_server  # noqa: E402
+from components.delivery.dashboard import grafana_dashboard
+from components.delivery.rules import rule_groups
+from tests.delivery.live import push_step, pushgateway_server
+from tests.delivery.test_report import PAGE_RULES, delivery_config, release
+from tests.live import HTTP_TIMEOUT, prometheus_server
 
 OK = "success " * 8
 FAILED = "success failure skipped skipped skipped skipped skipped success"

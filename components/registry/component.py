@@ -11,6 +11,7 @@ import pulumi_random as random
 from components.config import StackConfig
 from components.kubernetes.component import custom_resource
 from components.naming import REGISTRY_SERVICE, registry_host, registry_url
+from components.protection import kept
 from components.registry import manifests as registry
 from components.secret_output import secret
 from components.signing.admission import pinned_image_policy, signing_enabled
@@ -68,8 +69,7 @@ class OciRegistry(pulumi.ComponentResource):
             return k8s.core.v1.Service(f"{name}-service", opts=self._in_namespace, **body)
         if kind == "PersistentVolumeClaim":
             # The registry's images live here: the engine refuses to delete or replace it (README: Protection).
-            kept = pulumi.ResourceOptions.merge(self._in_namespace, pulumi.ResourceOptions(protect=True))
-            return k8s.core.v1.PersistentVolumeClaim(f"{name}-claim", opts=kept, **body)
+            return k8s.core.v1.PersistentVolumeClaim(f"{name}-claim", opts=kept(self._in_namespace), **body)
         if kind == "NetworkPolicy":
             return k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", opts=self._in_namespace, **body)
         if kind == "Secret":

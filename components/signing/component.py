@@ -22,13 +22,12 @@ from components.config import Service, StackConfig
 from components.github.steps import SECRET_COSIGN_PASSWORD, SECRET_COSIGN_PRIVATE_KEY
 from components.kubernetes.component import custom_resource
 from components.naming import release_environment, service_names
+from components.protection import kept
 from components.secret_output import secret
 from components.signing.admission import service_image_policy
 from components.signing.keys import generate_key_pair
 
 TYPE = "roadbike:signing:CosignKeys"
-# The engine type of the key pair: `pulumi-python:dynamic/<module>:<name>`.
-KEY_PAIR_TYPE = "pulumi-python:dynamic/roadbike:CosignKeyPair"
 PASSWORD_LENGTH = 40
 SECRET_OUTPUTS = ["privateKey", "password"]
 
@@ -92,13 +91,13 @@ class CosignKeys(pulumi.ComponentResource):
         names = service_names(config, service)
         # Every signature made with the key pair needs it (and the password that encrypts its private
         # key): the engine refuses to delete or replace either (README: Protection).
-        kept = pulumi.ResourceOptions(parent=self, protect=True)
+        protected = kept(pulumi.ResourceOptions(parent=self))
         password = random.RandomPassword(
-            names.resource("cosign-password"), length=PASSWORD_LENGTH, special=False, opts=kept
+            names.resource("cosign-password"), length=PASSWORD_LENGTH, special=False, opts=protected
         )
         secret_password = secret(password.result)
         self.key_pair = CosignKeyPair(
-            names.resource("cosign-key-pair"), service.name, secret_password, opts=kept
+            names.resource("cosign-key-pair"), service.name, secret_password, opts=protected
         )
         self.public_key: pulumi.Output[str] = self.key_pair.publicKey
         in_environment = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))

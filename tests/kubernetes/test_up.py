@@ -9,6 +9,9 @@ that would replace protected data (dev), destroy. Each test reads what one step 
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +76,41 @@ class Lifecycle:
     objects: dict[str, dict[tuple[str, str, str], dict[str, Any]]] = field(default_factory=dict)
     # what a strict server-side dry run of the planned objects refused, after the first up
     refused: list[tuple[Any, ...]] = field(default_factory=list)
+    removed_service: str = ""
+    # `roadbike plan --against` the real state, of the stack file that removes a service
+    refused_by_plan: subprocess.CompletedProcess[str] | None = None
+
+
+def without_test_annotations(state: dict[str, Any]) -> dict[str, Any]:
+    """The exported state without the annotations the scratch program adds (`NO_CONTROLLERS_MAIN`)."""
+    for resource in state["deployment"]["resources"]:
+        metadata = (resource.get("inputs") or {}).get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("annotations"), dict):
+            for name in ("pulumi.com/skipAwait", "pulumi.com/deletionPropagation"):
+                metadata["annotations"].pop(name, None)
+            if not metadata["annotations"]:
+                del metadata["annotations"]
+    return state
+
+
+def planned_against_the_state(scratch: ScratchStack, work: Path) -> subprocess.CompletedProcess[str]:
+    """`roadbike plan --against` a `pulumi stack export` of the deployed stack, of the current stack file."""
+    work.mkdir()
+    exported = scratch.pulumi("stack", "export", "--stack", scratch.stack)
+    assert exported.returncode == 0, exported.stderr
+    state = work / "state.json"
+    state.write_text(json.dumps(without_test_annotations(json.loads(exported.stdout))))
+    return roadbike(
+        "plan",
+        "--stack",
+        scratch.stack,
+        "--config-file",
+        str(scratch.stack_file),
+        "--out",
+        str(work / "plan"),
+        "--against",
+        str(state),
+    )
 
 
 def edit_stack(scratch: ScratchStack, change: Callable[[dict[str, Any]], None]) -> None:
@@ -188,6 +226,13 @@ def run_lifecycle(stack: str, cluster: ApiServer, work: Path) -> Lifecycle:
             ),
         )
         step("chaos removed", *UP)
+    if len(config["roadbike:services"]) > 1:
+        removed = config["roadbike:services"][-1]["name"]
+        edit_stack(scratch, lambda c: c.update({"roadbike:services": c["roadbike:services"][:-1]}))
+        step("service removed", *UP)
+        run.refused_by_plan = planned_against_the_state(scratch, work / "refusal")
+        edit_stack(scratch, lambda c: c.update({"roadbike:services": config["roadbike:services"]}))
+        run.removed_service = removed
     if config["roadbike:registry"].get("mode", "managed") == "managed":
         edit_stack(scratch, lambda c: c["roadbike:registry"].update(storageClass="fast-ssd"))
         step("claim replaced", *UP)
@@ -294,6 +339,74 @@ def test_a_change_that_replaces_the_registry_data_is_refused(lifecycles: dict[st
         run.objects["claim replaced"][claim]["metadata"]["uid"] == run.objects["up"][claim]["metadata"]["uid"]
     )
     assert "storageClassName" not in run.objects["claim replaced"][claim]["spec"]
+
+
+def test_removing_a_service_deletes_its_objects_and_keeps_its_protected_key_pair(
+    lifecycles: dict[str, Lifecycle],
+) -> None:
+    run = lifecycles["dev"]
+    refused = run.steps["service removed"]
+    assert refused.returncode != 0 and refused.result() == "failed"
+    assert (
+        f"{KEY_PAIR}::{run.removed_service}-cosign-key-pair" in refused.output and "protect" in refused.output
+    )
+    # The engine deletes the service's unprotected objects and stops at the protected key pair.
+    before, after = run.objects["chaos removed"], run.objects["service removed"]
+    gone = set(before) - set(after)
+    assert gone and all(run.removed_service in name for _kind, _namespace, name in gone), gone
+    assert {k: v for k, v in before.items() if k not in gone} == after
+
+
+def test_the_pr_preview_against_the_real_state_refuses_exactly_what_the_engine_kept(
+    lifecycles: dict[str, Lifecycle],
+) -> None:
+    run = lifecycles["dev"]
+    planned = run.refused_by_plan
+    assert planned is not None and planned.returncode == 1, planned.stdout + planned.stderr
+    changes = json.loads((run.plan.parent / "refusal/plan/plan.json").read_text())["changes"]
+    # What the failed `pulumi up` left in state of the removed service: its protected key pair and
+    # password, and the components that hold them.
+    deleted = {s["urn"] for s in changes["steps"] if s["op"] == "delete"}
+    # Updates: only the public key the plan cannot know (`output<string>`, made at `pulumi up`).
+    updates = [s for s in changes["steps"] if s["op"] == "update"]
+    assert updates and all(set(s["detailedDiff"]) == {"spec.authorities[0].key.data"} for s in updates)
+    assert set(changes["changeSummary"]) == {"delete", "same", "update"}
+    assert all(run.removed_service in urn.rsplit("::", 1)[-1] for urn in deleted), deleted
+    refused = {r["urn"] for r in changes["refused"]}
+    assert {urn.rsplit("::", 1)[-1] for urn in refused} == {
+        f"{run.removed_service}-cosign-key-pair",
+        f"{run.removed_service}-cosign-password",
+    }
+    assert refused < deleted and all(
+        urn.split("::")[2].rsplit("$", 1)[-1].startswith("roadbike:") for urn in deleted - refused
+    )
+    errors = [
+        e["diagnosticEvent"]["message"]
+        for e in run.steps["service removed"].events
+        if e.get("diagnosticEvent", {}).get("severity") == "error"
+    ]
+    named = {
+        urn for error in errors if "protect" in error for urn in re.findall(r"urn:pulumi:[^\s\"'\\]+", error)
+    }
+    assert named and named <= refused, (named, refused, errors)
+    assert "no signature made with it verifies any more" in planned.stderr
+    assert "pulumi state unprotect --stack dev '" in planned.stderr
+
+
+def test_a_keyless_stack_removes_a_service_whole(lifecycles: dict[str, Lifecycle]) -> None:
+    run = lifecycles["prod"]
+    removed = run.steps["service removed"]
+    assert removed.returncode == 0, removed.output[-4000:]
+    assert set(removed.changes()) == {"delete", "same"}
+    planned = run.refused_by_plan
+    assert planned is not None and planned.returncode == 0, planned.stdout + planned.stderr
+    changes = json.loads((run.plan.parent / "refusal/plan/plan.json").read_text())["changes"]
+    assert changes["refused"] == [], changes
+    print(
+        "prod against its state:",
+        changes["changeSummary"],
+        [(s["op"], s["urn"], s.get("diffReasons")) for s in changes["steps"]],
+    )
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

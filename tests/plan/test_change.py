@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,49 @@ def test_a_revision_that_does_not_exist_is_exit_2(tmp_path: Path, against: str, 
     assert not out.exists()
 
 
+def test_replacing_the_registry_data_is_refused_saying_what_would_be_lost(
+    plans: dict, tmp_path: Path
+) -> None:
+    raw = stack_raw("dev")
+    raw["registry"]["storageClass"] = "fast-ssd"
+    result = plan_against(str(plans["dev"][0]), raw, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    claim = "kubernetes:core/v1:PersistentVolumeClaim"
+    assert steps(tmp_path / "plan") == {
+        urn: "replace"
+        for urn in steps(tmp_path / "plan")
+        if type_and_name(urn) == (claim, "registry-data-claim")
+    }
+    error = next(line for line in result.stderr.splitlines() if "registry-data-claim" in line)
+    assert error.startswith(
+        "error: replacing registry-data-claim would lose every image pushed to the registry"
+    )
+    assert "crane copy" in error and "pulumi state unprotect --stack dev 'urn:pulumi:dev::roadbike::" in error
+    refused = json.loads((tmp_path / "plan/plan.json").read_text())["changes"]["refused"]
+    assert [(type_and_name(r["urn"]), r["op"]) for r in refused] == [
+        ((claim, "registry-data-claim"), "replace")
+    ]
+    summary = (tmp_path / "plan/policy/summary.md").read_text()
+    assert summary.startswith("## :x: roadbike plan `dev`: policy gate passed; the change is refused")
+    assert "**Refused**" in summary and "every image pushed to the registry" in summary
+
+
+def test_removing_a_service_is_refused_for_its_key_pair(plans: dict, tmp_path: Path) -> None:
+    (tmp_path / "dev.json").write_text(json.dumps(checkpoint(plans["dev"][0])))
+    raw = stack_raw("dev")
+    raw["services"] = [s for s in raw["services"] if s["name"] != "orders-api"]
+    result = plan_against(str(tmp_path / "dev.json"), raw, tmp_path, "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    refused = json.loads((tmp_path / "plan/plan.json").read_text())["changes"]["refused"]
+    assert sorted(type_and_name(r["urn"]) for r in refused) == [
+        ("pulumi-python:dynamic/roadbike:CosignKeyPair", "orders-api-cosign-key-pair"),
+        ("random:index/randomPassword:RandomPassword", "orders-api-cosign-password"),
+    ]
+    assert {r["op"] for r in refused} == {"delete"}
+    errors = [d["message"] for d in json.loads(result.stdout)["diagnostics"] if d["severity"] == "error"]
+    assert any("no signature made with it verifies any more" in e for e in errors), errors
+
+
 def checkpoint(plan_dir: Path, stack: str = "dev") -> dict[str, Any]:
     """A `pulumi stack export` of the plan's resources, as the engine writes one (version 3)."""
     plan = json.loads((plan_dir / "plan.json").read_text())
@@ -211,6 +255,12 @@ def checkpoint(plan_dir: Path, stack: str = "dev") -> dict[str, Any]:
     ]
     for r in plan["resources"]:
         inputs = json.loads(json.dumps(r["inputs"]).replace('"[secret]"', json.dumps(secret)))
+        # The engine records the provider's checked inputs: a Secret's stringData as data, an explicit
+        # provider's version.
+        if r["type"] == "kubernetes:core/v1:Secret":
+            inputs["data"] = inputs.pop("stringData")
+        if r["type"].startswith("pulumi:providers:"):
+            inputs["version"] = version(f"pulumi_{r['type'].rsplit(':', 1)[-1]}")
         resources.append(
             {
                 "urn": r["urn"].replace("urn:pulumi:dev::", f"urn:pulumi:{stack}::"),
@@ -221,6 +271,7 @@ def checkpoint(plan_dir: Path, stack: str = "dev") -> dict[str, Any]:
                 "parent": r["parent"] or stack_urn,
                 "provider": r["provider"],
                 "dependencies": r["dependencies"],
+                **({"protect": True} if r.get("protect") else {}),
             }
         )
     return {"version": 3, "deployment": {"manifest": {"version": "3.272.0"}, "resources": resources}}
@@ -233,9 +284,9 @@ def test_against_a_checkpoint_of_the_stack(plans: dict, tmp_path: Path) -> None:
     namespace["inputs"]["metadata"]["name"] = "delivery-old"
     # `pulumi stack export --show-secrets` writes a secret's plaintext: it must never be shown.
     pull = next(r for r in document["deployment"]["resources"] if r["urn"].endswith("::registry-pull-secret"))
-    pull["inputs"]["stringData"][".dockerconfigjson"] = {
+    pull["inputs"]["data"] = {
         SECRET_SIG_KEY: SECRET_SIG,
-        "plaintext": '"hunter2-old"',
+        "plaintext": json.dumps({".dockerconfigjson": "aHVudGVyMi1vbGQ="}),  # base64 of hunter2-old
     }
     (tmp_path / "dev.json").write_text(json.dumps(document))
     result = plan_against(str(tmp_path / "dev.json"), stack_raw("dev"), tmp_path, "--diff")
@@ -248,7 +299,9 @@ def test_against_a_checkpoint_of_the_stack(plans: dict, tmp_path: Path) -> None:
     assert '- metadata.labels.team: "payments"' in result.stdout
     assert "v1:x" not in result.stdout
     written = [p.read_text() for p in (tmp_path / "plan").rglob("*") if p.is_file()]
-    assert not any("hunter2" in text for text in [result.stdout, result.stderr, *written])
+    assert not any(
+        s in text for s in ("hunter2", "aHVudGVyMi1vbGQ") for text in [result.stdout, result.stderr, *written]
+    )
 
 
 def test_a_checkpoint_of_another_stack_is_exit_2(plans: dict, tmp_path: Path) -> None:

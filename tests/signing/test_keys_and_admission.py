@@ -21,10 +21,11 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.github.release_workflow import release_workflow_path
+from components.protection import KEY_PAIR_TYPE
 from components.registry.manifests import REGISTRY_IMAGE
 from components.signing import admission, keys
 from components.signing import identity as signing_identity
-from components.signing.component import KEY_PAIR_TYPE, CosignKeyPairProvider
+from components.signing.component import CosignKeyPairProvider
 from policies.signing import glob_regexp
 from roadbike.program import is_secret
 from roadbike.redact import redact
