@@ -2,7 +2,8 @@
 Prometheus that evaluates the generated delivery rules; a down and a refusing Pushgateway.
 
 A sequence of five releases (one failed, one cancelled, the last successful one followed by a page alert
-of the service) must give the four measures the facts in the Pushgateway imply.
+of the service and a failed SLI-gate AnalysisRun, as the Argo Rollouts controller exports it) must give
+the four measures the facts in the Pushgateway imply.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from components.delivery.rules import (
     DEPLOYMENT_FREQUENCY,
     DEPLOYMENTS,
     FAILED_CHANGES,
+    GATE_FAILED,
     LEAD_TIME_P50,
     LEAD_TIME_P90,
     TIME_TO_RESTORE_P50,
@@ -52,6 +54,7 @@ FAILURE_WINDOW = "1m"
 PAGE_SECONDS = 6
 WAIT_SECONDS = 60.0
 PASSWORD = "s3cret-push-token"
+GATE_RUN = f"{SERVICE}-6d4f8c9b5-4-2"  # step 2 of the Rollout's revision 4
 
 
 def delivery_config(url: str, username: str | None = None) -> StackConfig:
@@ -219,8 +222,15 @@ def test_releases_give_the_four_measures(tmp_path: Path) -> None:
                 data="roadbike_test_page 1\n",
                 timeout=HTTP_TIMEOUT,
             ).raise_for_status()
+            # the controller's series of a failed run, with honorLabels as the Pushgateway job keeps them
+            requests.put(
+                f"{pushgateway.url}/metrics/job/argo_rollouts",
+                data=f'analysis_run_info{{namespace="{NAMESPACE}",name="{GATE_RUN}",phase="Failed"}} 1\n',
+                timeout=HTTP_TIMEOUT,
+            ).raise_for_status()
             firing = 'ALERTS{alertname="TestPage",alertstate="firing"}'
             wait_for("the page alert firing", lambda: query(prometheus.url, firing))
+            gate = wait_for("the failed SLI gate recorded", lambda: query(prometheus.url, GATE_FAILED))
             time.sleep(PAGE_SECONDS)
             requests.delete(
                 f"{pushgateway.url}/metrics/job/test_page", timeout=HTTP_TIMEOUT
@@ -246,6 +256,10 @@ def test_releases_give_the_four_measures(tmp_path: Path) -> None:
     assert measured[DEPLOYMENT_FREQUENCY] == pytest.approx(3 / 30)
     assert measured[LEAD_TIME_P50] == pytest.approx(deployed[1])
     assert measured[LEAD_TIME_P90] == pytest.approx(deployed[1] + 0.8 * (deployed[2] - deployed[1]))
+    assert [g["metric"] for g in gate] == [
+        {"__name__": GATE_FAILED, "service": SERVICE, "environment": "dev", "name": GATE_RUN}
+    ]
+    # the last release paged and failed its gate: one failed change
     assert measured[FAILED_CHANGES] == 1
     assert measured[CHANGE_FAILURE_RATE] == pytest.approx(1 / 3)
     # the page's length as the incident tracking saw it, against the evaluations the alert fired in
