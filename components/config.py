@@ -731,7 +731,7 @@ class DeliveryConfig(Model):
 
     pushgateway: Pushgateway
     loki: Loki | None = None
-    # a release followed within this by a page alert of its service is a failed change
+    # a release followed within this by a page alert or a failed SLI gate of its service is a failed change
     failure_window: str = Field(default="1h", alias="failureWindow")
     # how often the delivery rules are evaluated (the incident tracking steps by it)
     evaluation_interval: str = Field(default="1m", alias="evaluationInterval")

@@ -21,17 +21,14 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import requests
-import yaml
+import matplotlib.pyplot as plt  # noqa: E402
+import requests  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.delivery.dashboard import grafana_dashboard
-from components.delivery.rules import rule_groups
-from tests.delivery.live import push_step, pushgateway_server
-from tests.delivery.test_report import PAGE_RULES, delivery_config, release
-from tests.live import HTTP_TIMEOUT, prometheus_server
+from components.delivery.dashboard import grafana_dashboard  # noqa: E402
+from tests.delivery.live import ReleaseSequence, query, release_sequence  # noqa: E402
+from tests.live import HTTP_TIMEOUT  # noqa: E402
 
 OK = "success " * 8
 FAILED = "success failure skipped skipped skipped skipped skipped success"
@@ -49,22 +46,15 @@ RELEASES = (
 )
 
 
-def page(pushgateway_url: str, seconds: float) -> None:
-    url = f"{pushgateway_url}/metrics/job/test_page"
-    requests.put(url, data="roadbike_test_page 1\n", timeout=HTTP_TIMEOUT).raise_for_status()
+def page(sequence: ReleaseSequence, seconds: float) -> None:
+    sequence.start_page()
     time.sleep(seconds)
-    requests.delete(url, timeout=HTTP_TIMEOUT).raise_for_status()
+    sequence.end_page()
 
 
 def query_range(url: str, expr: str, start: float, end: float) -> list[dict[str, Any]]:
     params = {"query": expr, "start": start, "end": end, "step": 2}
     response = requests.get(f"{url}/api/v1/query_range", params=params, timeout=HTTP_TIMEOUT)
-    response.raise_for_status()
-    return list(response.json()["data"]["result"])
-
-
-def query(url: str, expr: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=HTTP_TIMEOUT)
     response.raise_for_status()
     return list(response.json()["data"]["result"])
 
@@ -128,29 +118,16 @@ def draw(out: Path, dashboard: dict[str, Any], prometheus: str, start: float, en
 def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        with pushgateway_server(directory / "pushgateway") as pushgateway:
-            config = delivery_config(pushgateway.url)
-            step = push_step(config)
-            rules = directory / "delivery.rules.yml"
-            rules.write_text(yaml.safe_dump({"groups": rule_groups(config)}))
-            page_rules = directory / "page.rules.yml"
-            page_rules.write_text(yaml.safe_dump(PAGE_RULES))
-            scrape = {
-                "job_name": "pushgateway",
-                "honor_labels": True,
-                "scrape_interval": "1s",
-                "static_configs": [{"targets": [pushgateway.url.removeprefix("http://")]}],
-            }
-            with prometheus_server(directory / "prometheus", [rules, page_rules], [scrape]) as prometheus:
-                start = time.time()
-                for run_id, results, age, paged, pause in RELEASES:
-                    outcome = release(step, directory / f"repo-{run_id}", run_id, results, age)
-                    print(f"release {run_id}: exit {outcome.returncode}", flush=True)
-                    if paged:
-                        time.sleep(3)
-                        page(pushgateway.url, paged)
-                    time.sleep(pause)
-                draw(out, grafana_dashboard(config), prometheus.url, start, time.time())
+        with release_sequence(directory) as sequence, sequence.prometheus() as prometheus:
+            start = time.time()
+            for run_id, results, age, paged, pause in RELEASES:
+                outcome = sequence.release(run_id, results, age)
+                print(f"release {run_id}: exit {outcome.returncode}", flush=True)
+                if paged:
+                    time.sleep(3)
+                    page(sequence, paged)
+                time.sleep(pause)
+            draw(out, grafana_dashboard(sequence.config), prometheus.url, start, time.time())
     print(f"wrote {out}")
 
 

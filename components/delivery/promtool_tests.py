@@ -1,11 +1,15 @@
 """promtool unit tests of the delivery rules, generated from the stack's config: four releases of the
 stack's first service (one failed, one followed by a page alert of the service within the failure
 window) give the expected four measures; the levels they cross open exactly the expected tickets; a
-release whose page alert started before it is not a failed change.
+release whose page alert started before it is not a failed change; a release followed within the
+failure window by a failed or errored SLI-gate AnalysisRun of the service is one, counted once with a
+page, and a successful run, a run of another Rollout or namespace, or one that failed outside the window
+is not.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -13,10 +17,12 @@ from components.config import DELIVERY_WINDOW, StackConfig, prometheus_duration_
 from components.delivery import metrics
 from components.delivery.rules import (
     ALERT_FOR,
+    ANALYSIS_RUN_INFO,
     CHANGE_FAILURE_RATE,
     DEPLOYMENT_FREQUENCY,
     DEPLOYMENTS,
     FAILED_CHANGES,
+    GATE_FAILED_PHASES,
     LEAD_TIME_P50,
     LEAD_TIME_P90,
     MEASURES,
@@ -37,6 +43,10 @@ TESTS_FILE = "delivery.test.yml"
 PAGE_ALERT = "DeliveryTestPage"
 PAGE_AT_STEP = 10  # the page alert fires from this evaluation on
 PAGE_STEPS = 5  # for this many evaluations
+GATE_AT_STEP = 12  # a gate run is in its phase from this evaluation on
+GATE_STEPS = 30  # the evaluations of a gate test
+CONTROLLER_NAMESPACE = "argo-rollouts"
+POD_HASH = "6d4f8c9b5"  # a pod template hash as Argo Rollouts spells it
 
 
 def _seconds(duration: str) -> int:
@@ -231,11 +241,153 @@ def page_before_release_test(scenario: Scenario) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class GateRun:
+    """One AnalysisRun as the Argo Rollouts controller exports it: in each phase over its evaluations
+    (from, to: the to excluded). `honor_labels`: scraped keeping its own `namespace`; else (the Argo
+    Rollouts chart's ServiceMonitor) that is `exported_namespace` and `namespace` is the controller's."""
+
+    name: str
+    phases: tuple[tuple[str, int, int], ...]
+    namespace: str | None = None  # the stack's namespace unless given
+    honor_labels: bool = False
+
+    def first_failed_step(self) -> int | None:
+        steps = [start for phase, start, _ in self.phases if phase in GATE_FAILED_PHASES]
+        return min(steps) if steps else None
+
+
+@dataclass(frozen=True)
+class GateCase:
+    title: str
+    before_gate: int  # the release ends this many seconds before the gate's step
+    runs: tuple[GateRun, ...]
+    page: bool = False
+
+
+def _phases(first: str, then: str) -> tuple[tuple[str, int, int], ...]:
+    return ((first, 2, GATE_AT_STEP), (then, GATE_AT_STEP, GATE_STEPS))
+
+
+def gate_cases(scenario: Scenario) -> tuple[GateCase, ...]:
+    service, window, interval = scenario.service.name, scenario.failure_window, scenario.interval
+    run = f"{service}-{POD_HASH}-3-2"
+    failed = GateRun(run, _phases("Running", "Failed"))
+    # failed at steps 2 to 4, gone from the scrape, back at the gate's step: the release ends in between
+    gap = GateRun(run, (("Failed", 2, 5), ("Failed", GATE_AT_STEP, GATE_STEPS)))
+    return (
+        GateCase("a failed SLI-gate run after the release is its failure", window // 2, (failed,)),
+        GateCase(
+            "an errored SLI-gate run after the release is its failure (scraped with honorLabels)",
+            window // 2,
+            (GateRun(run, _phases("Running", "Error"), honor_labels=True),),
+        ),
+        GateCase(
+            "a successful SLI-gate run and failed runs of another Rollout or namespace are no failure",
+            window // 2,
+            (
+                GateRun(run, _phases("Running", "Successful")),
+                GateRun(f"{service}-worker-{POD_HASH}-3-2", _phases("Running", "Failed")),
+                GateRun(run, _phases("Running", "Failed"), namespace="elsewhere"),
+            ),
+        ),
+        GateCase(
+            "an SLI-gate run that failed after the failure window is no failure",
+            window + 2 * interval,
+            (failed,),
+        ),
+        GateCase(
+            "a run failed before the release and seen again after a scrape gap is not its failure",
+            min(4 * interval, window // 2),
+            (gap,),
+        ),
+        GateCase(
+            "a page and a failed SLI-gate run after the release count once", window // 2, (failed,), page=True
+        ),
+    )
+
+
+def _step_values(spans: list[tuple[int, int]]) -> str:
+    """promtool's values of a series present over the spans: 1 in them, stale right after each."""
+    present = {step for start, end in spans for step in range(start, end)}
+    last = max(end for _, end in spans)
+    values = ["1" if step in present else "stale" if step - 1 in present else "_" for step in range(last + 1)]
+    return " ".join(values)
+
+
+def _gate_series(scenario: Scenario, run: GateRun) -> list[dict[str, str]]:
+    namespace = run.namespace or scenario.config.kubernetes.namespace
+    if run.honor_labels:
+        target = f'namespace="{namespace}"'
+    else:
+        target = f'namespace="{CONTROLLER_NAMESPACE}",exported_namespace="{namespace}"'
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for phase, start, end in run.phases:
+        spans.setdefault(phase, []).append((start, end))
+    return [
+        {
+            "series": f'{ANALYSIS_RUN_INFO}{{{target},name="{run.name}",phase="{phase}",job="argo-rollouts-metrics"}}',
+            "values": _step_values(phase_spans),
+        }
+        for phase, phase_spans in spans.items()
+    ]
+
+
+def _counts(scenario: Scenario, case: GateCase, end: int) -> bool:
+    """What the rules must find: a page or a run of the service's Rollout in the stack's namespace that
+    started paging, or was first seen failed or errored, after the release ended and within the window."""
+
+    def within(at: int) -> bool:
+        return 0 <= at - end <= scenario.failure_window
+
+    # the page alert's first sample is at the evaluation before PAGE_AT_STEP
+    if case.page and within((PAGE_AT_STEP - 1) * scenario.interval):
+        return True
+    for run in case.runs:
+        ours = run.name.startswith(f"{scenario.service.name}-{POD_HASH}-") and run.namespace is None
+        step = run.first_failed_step()
+        if ours and step is not None and within(step * scenario.interval):
+            return True
+    return False
+
+
+def gate_test(scenario: Scenario, case: GateCase) -> dict[str, Any]:
+    """One release and the case's SLI-gate runs (and page): the failed changes and the rate it gives."""
+    gated = Scenario(scenario.config)
+    end = GATE_AT_STEP * gated.interval - case.before_gate
+    gated.releases = {"r1": (True, end, 600)}
+    gated.steps = GATE_STEPS
+    series = [s for s in gated.input_series() if case.page or not s["series"].startswith("ALERTS{")]
+    for run in case.runs:
+        series += _gate_series(gated, run)
+    env = {"service": gated.service.name, "environment": gated.config.environment}
+    labels = ",".join(f'{k}="{v}"' for k, v in env.items())
+    failed = 1.0 if _counts(gated, case, end) else 0.0
+    return {
+        "name": case.title,
+        "interval": _duration(gated.interval),
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": f"{record}{{{labels}}}",
+                "eval_time": _duration((GATE_STEPS - 1) * gated.interval),
+                "exp_samples": [{"labels": f"{record}{{{labels}}}", "value": failed}],
+            }
+            for record in (FAILED_CHANGES, CHANGE_FAILURE_RATE)
+        ],
+    }
+
+
 def promtool_tests(config: StackConfig) -> dict[str, Any]:
     scenario = Scenario(config)
     return {
         "rule_files": [RULES_FILE],
         "evaluation_interval": delivery(config).evaluation_interval,
         "group_eval_order": [group["name"] for group in rule_groups(config)],
-        "tests": [measures_test(scenario), alerts_test(scenario), page_before_release_test(scenario)],
+        "tests": [
+            measures_test(scenario),
+            alerts_test(scenario),
+            page_before_release_test(scenario),
+            *(gate_test(scenario, case) for case in gate_cases(scenario)),
+        ],
     }

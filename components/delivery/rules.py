@@ -3,8 +3,9 @@ and red levels as ticket alerts; from the facts each release pushes (components.
 
 - deployment frequency: successful releases over the window, per day;
 - lead time for changes: commit time to release end of the successful releases (median and p90);
-- change failure rate: the share of successful releases followed by a page alert of the service (one
-  that started after the release, within the failure window);
+- change failure rate: the share of successful releases followed, within the failure window, by a page
+  alert of the service (one that started after the release) or a failed SLI gate of the service (an
+  Argo Rollouts AnalysisRun of its Rollout first seen failed or errored after the release);
 - time to restore: how long the page alerts of the service lasted (median of the incidents that ended).
 
 Incidents are tracked by the rules themselves (their start carried forward from one evaluation to the
@@ -44,11 +45,22 @@ INCIDENT_START = "roadbike:delivery_incident_start_time_seconds"
 INCIDENT_DURATION = "roadbike:delivery_incident_duration_seconds"
 RESTORE = "roadbike:delivery_restore_seconds"
 TIME_TO_RESTORE_P50 = "roadbike:delivery_time_to_restore_seconds:p50_30d"
+GATE_FAILED = "roadbike:delivery_gate_failed"
+GATE_FAILURE_TIME = "roadbike:delivery_gate_failure_time_seconds"
 RELEASE_FAILED = "roadbike:delivery_release_failed"
 FAILED_CHANGES = "roadbike:delivery_failed_changes:count30d"
 CHANGE_FAILURE_RATE = "roadbike:delivery_change_failure_rate:ratio30d"
 
 YELLOW, RED = "yellow", "red"
+
+# What the Argo Rollouts controller exports of each AnalysisRun (controller/metrics, v1.9.1):
+# analysis_run_info{namespace, name, phase} = 1, phase its current one.
+ANALYSIS_RUN_INFO = "analysis_run_info"
+GATE_FAILED_PHASES = ("Failed", "Error")
+# The name of a canary step's run: <rollout>-<pod template hash>-<revision>-<step index>, `.<n>` added on
+# a name collision (rollout/analysis.go, utils/analysis/helpers.go); the hash is in the alphabet of
+# Kubernetes' rand.SafeEncodeString. The Rollout has the service's name.
+STEP_RUN_NAME = "(.+)-[bcdfghjklmnpqrstvwxz2456789]+-[0-9]+-[0-9]+([.][0-9]+)?"
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,24 @@ def _deployed(config: StackConfig) -> str:
     )
 
 
+def _failed_gate_runs(config: StackConfig) -> str:
+    """The failed or errored step runs in the stack's namespace, with the service (the Rollout's name).
+
+    Scraped without honorLabels (the Argo Rollouts chart's ServiceMonitor), the run's namespace is
+    `exported_namespace` and `namespace` the controller's; with honorLabels it is `namespace`."""
+    phases = "|".join(GATE_FAILED_PHASES)
+    namespace = config.kubernetes.namespace
+    runs = f'phase=~"{phases}",name=~"{STEP_RUN_NAME}"'
+    selected = (
+        f'{ANALYSIS_RUN_INFO}{{{runs},exported_namespace="{namespace}"}} '
+        f'or {ANALYSIS_RUN_INFO}{{{runs},exported_namespace="",namespace="{namespace}"}}'
+    )
+    by_service = f'label_replace({selected}, "service", "$1", "name", "{STEP_RUN_NAME}")'
+    return (
+        f'label_replace(max by (service, name) ({by_service}), "environment", "{config.environment}", "", "")'
+    )
+
+
 def _record(record: str, expr: str) -> dict[str, Any]:
     return {"record": record, "expr": expr}
 
@@ -106,6 +136,7 @@ def recording_rules(config: StackConfig) -> list[dict[str, Any]]:
     interval = seconds_text(settings.evaluation_interval)
     window_days = decimal_text(Decimal(prometheus_duration_seconds(DELIVERY_WINDOW)) / DAY_SECONDS)
     deployed = _deployed(config)
+    failure_window = seconds_text(settings.failure_window)
     lead_times = (
         f"({facts(metrics.END_TIME, config)} - on({RELEASE_KEY}) {facts(metrics.COMMIT_TIME, config)}) "
         f"and on({RELEASE_KEY}) ({deployed})"
@@ -143,11 +174,23 @@ def recording_rules(config: StackConfig) -> list[dict[str, Any]]:
             TIME_TO_RESTORE_P50,
             f"quantile_over_time(0.5, {recorded(RESTORE, config)}[{DELIVERY_WINDOW}])",
         ),
-        # per release: seconds from its end to the start of a page alert within the failure window
+        # 1 per failed or errored SLI-gate run of the service, while the controller reports it
+        _record(GATE_FAILED, _failed_gate_runs(config)),
+        # the evaluation's time when a run is first seen failed; a run already seen failed within the
+        # window (before a scrape gap or a controller restart) is not a new failure
+        _record(
+            GATE_FAILURE_TIME,
+            f"max by ({KEY}) (0 * ({recorded(GATE_FAILED, config)} unless on({KEY}, name) "
+            f"max_over_time({recorded(GATE_FAILED, config)}[{DELIVERY_WINDOW}] offset {settings.evaluation_interval}))) "
+            f"+ time()",
+        ),
+        # per release: seconds from its end to the start of a page alert, or to an SLI gate failing,
+        # within the failure window
         _record(
             RELEASE_FAILED,
-            f"({recorded(INCIDENT_START, config)} - on({KEY}) group_right() ({deployed})) >= 0 "
-            f"<= {seconds_text(settings.failure_window)}",
+            f"(({recorded(INCIDENT_START, config)} - on({KEY}) group_right() ({deployed})) >= 0 <= {failure_window}) "
+            f"or (({recorded(GATE_FAILURE_TIME, config)} - on({KEY}) group_right() ({deployed})) >= 0 "
+            f"<= {failure_window})",
         ),
         _record(
             FAILED_CHANGES,

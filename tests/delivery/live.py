@@ -1,13 +1,16 @@
 """The release workflow's push step as the workflow writes it, run with bash against a real Pushgateway
 (Debian's `prometheus-pushgateway`) on 127.0.0.1: its `run:` text and its `env:`, each `${{ }}` given
-the value GitHub would give it."""
+the value GitHub would give it; and a release sequence, the dev stack's delivery health on that
+Pushgateway with a real Prometheus evaluating its rules (the live test and tools/delivery_dashboard.py)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +20,21 @@ import bcrypt
 import requests
 import yaml
 
-from components.config import StackConfig
+from components.config import StackConfig, parse_stack_config
+from components.delivery.rules import rule_groups
 from components.github.delivery_report import PUSH_STEP_NAME, RELEASE_REPORT
 from components.github.files import render_files
 from components.github.release_workflow import release_workflow_path
 from tests.github.harness import EXPRESSION
-from tests.helpers import require_tool
-from tests.live import HTTP_TIMEOUT, free_port, running, wait_until
+from tests.helpers import parse, require_tool, stack_raw
+from tests.live import HTTP_TIMEOUT, Prometheus, free_port, prometheus_server, running, wait_until
 
 STEP_TIMEOUT = 120
+SERVICE = "go-http-server"
+NAMESPACE = "delivery-dev"
+FAILURE_WINDOW = "1m"
+PASSWORD = "s3cret-push-token"
+PAGE_JOB = "test_page"
 
 
 @dataclass(frozen=True)
@@ -149,3 +158,119 @@ def commit_at(repository: Path, timestamp: int) -> str:
     return subprocess.run(
         [git, "rev-parse", "HEAD"], cwd=repository, check=True, capture_output=True, text=True, timeout=30
     ).stdout.strip()
+
+
+# --- a release sequence ----------------------------------------------------------------------------
+
+
+def delivery_config(url: str, username: str | None = None) -> StackConfig:
+    """The dev stack with delivery health on the Pushgateway at `url` (basic auth with `username`),
+    evaluated every second, failure window 1m."""
+    raw = stack_raw("dev")
+    pushgateway: dict[str, Any] = {"url": url}
+    secrets = []
+    if username:
+        pushgateway |= {"username": username, "password": PASSWORD}
+        secrets = [("delivery",)]
+    raw["delivery"] = {
+        "pushgateway": pushgateway,
+        "evaluationInterval": "1s",
+        "failureWindow": FAILURE_WINDOW,
+    }
+    if secrets:
+        return parse_stack_config(raw, "stacks/Pulumi.test.yaml", secrets)
+    return parse(raw)
+
+
+def expressions(results: str, started_at: int, version: str = "1.4.2") -> dict[str, str]:
+    """What GitHub gives the push step's expressions in a release of the example service."""
+    return {
+        "join(needs.*.result, ' ')": results,
+        "needs.release-started.outputs.at": str(started_at),
+        "needs.release-tag.outputs.version": version,
+        "needs.release-test.outputs.coverage": "84.2",
+        "needs.release-binaries.outputs.go-version": "go1.23.4",
+        "needs.release-binaries.outputs.sizes": json.dumps(
+            {f"{SERVICE}-linux-amd64": 6291456, f"{SERVICE}-darwin-arm64": 6029312}
+        ),
+        "vars.PUSHGATEWAY_USERNAME": "roadbike",
+        "secrets.PUSHGATEWAY_PASSWORD": PASSWORD,
+    }
+
+
+def release(
+    step: Mapping[str, Any], workdir: Path, run_id: int, results: str, commit_age: int, **kwargs: Any
+) -> StepRun:
+    """One release of the example service (run `run_id`, attempt 1, its jobs' `results`) pushed by
+    `step`, of a commit `commit_age` seconds old."""
+    now = int(time.time())
+    sha = commit_at(workdir, now - commit_age)
+    github = {"sha": sha, "run_id": str(run_id), "run_attempt": "1"}
+    return run_push_step(step, workdir, expressions(results, now - 300, **kwargs), github)
+
+
+def query(url: str, expr: str) -> list[dict[str, Any]]:
+    """The instant query's result at a Prometheus."""
+    response = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=HTTP_TIMEOUT)
+    response.raise_for_status()
+    return list(response.json()["data"]["result"])
+
+
+# a page alert of the service while the Pushgateway holds roadbike_test_page
+PAGE_RULES = {
+    "groups": [
+        {
+            "name": "test-page",
+            "rules": [
+                {
+                    "alert": "TestPage",
+                    "expr": "roadbike_test_page > 0",
+                    "labels": {"severity": "page", "namespace": NAMESPACE, "service": SERVICE},
+                }
+            ],
+        }
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ReleaseSequence:
+    """The dev stack's delivery health on a live Pushgateway: its push step, releases of the example
+    service through it, a page alert of the service on and off, and a Prometheus that scrapes the
+    Pushgateway every second with the stack's delivery rules and the page rule."""
+
+    config: StackConfig
+    step: dict[str, Any]
+    pushgateway: Pushgateway
+    directory: Path
+
+    def release(self, run_id: int, results: str, commit_age: int) -> StepRun:
+        return release(self.step, self.directory / f"repo-{run_id}", run_id, results, commit_age)
+
+    def start_page(self) -> None:
+        url = f"{self.pushgateway.url}/metrics/job/{PAGE_JOB}"
+        requests.put(url, data="roadbike_test_page 1\n", timeout=HTTP_TIMEOUT).raise_for_status()
+
+    def end_page(self) -> None:
+        url = f"{self.pushgateway.url}/metrics/job/{PAGE_JOB}"
+        requests.delete(url, timeout=HTTP_TIMEOUT).raise_for_status()
+
+    def prometheus(self) -> contextlib.AbstractContextManager[Prometheus]:
+        rules = self.directory / "delivery.rules.yml"
+        rules.write_text(yaml.safe_dump({"groups": rule_groups(self.config)}))
+        page_rules = self.directory / "page.rules.yml"
+        page_rules.write_text(yaml.safe_dump(PAGE_RULES))
+        scrape = {
+            "job_name": "pushgateway",
+            "honor_labels": True,
+            "scrape_interval": "1s",
+            "static_configs": [{"targets": [self.pushgateway.url.removeprefix("http://")]}],
+        }
+        return prometheus_server(self.directory / "prometheus", [rules, page_rules], [scrape])
+
+
+@contextlib.contextmanager
+def release_sequence(directory: Path) -> Iterator[ReleaseSequence]:
+    with pushgateway_server(directory / "pushgateway") as pushgateway:
+        config = delivery_config(pushgateway.url)
+        yield ReleaseSequence(config, push_step(config), pushgateway, directory)

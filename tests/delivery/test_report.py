@@ -2,7 +2,8 @@
 Prometheus that evaluates the generated delivery rules; a down and a refusing Pushgateway.
 
 A sequence of five releases (one failed, one cancelled, the last successful one followed by a page alert
-of the service) must give the four measures the facts in the Pushgateway imply.
+of the service and a failed SLI-gate AnalysisRun, as the Argo Rollouts controller exports it) must give
+the four measures the facts in the Pushgateway imply.
 """
 
 from __future__ import annotations
@@ -19,87 +20,42 @@ import pytest
 import requests
 import yaml
 
-from components.config import StackConfig, parse_stack_config, prometheus_duration_seconds
+from components.config import prometheus_duration_seconds
 from components.delivery import metrics
 from components.delivery.rules import (
     CHANGE_FAILURE_RATE,
     DEPLOYMENT_FREQUENCY,
     DEPLOYMENTS,
     FAILED_CHANGES,
+    GATE_FAILED,
     LEAD_TIME_P50,
     LEAD_TIME_P90,
     TIME_TO_RESTORE_P50,
-    rule_groups,
 )
 from components.github.delivery_report import LOKI_STEP_NAME
 from components.github.files import render_files
 from components.github.release_workflow import RELEASE_PUBLISH, release_workflow_path
 from components.github.steps import METADATA_FILE
 from tests.delivery.live import (
+    FAILURE_WINDOW,
+    NAMESPACE,
+    PASSWORD,
+    SERVICE,
     Pushgateway,
-    StepRun,
-    commit_at,
+    delivery_config,
     push_step,
     pushgateway_server,
+    query,
+    release,
+    release_sequence,
     run_push_step,
 )
 from tests.helpers import parse, stack_raw
-from tests.live import HTTP_TIMEOUT, free_port, prometheus_server
+from tests.live import HTTP_TIMEOUT, free_port
 
-SERVICE = "go-http-server"
-NAMESPACE = "delivery-dev"
-FAILURE_WINDOW = "1m"
 PAGE_SECONDS = 6
 WAIT_SECONDS = 60.0
-PASSWORD = "s3cret-push-token"
-
-
-def delivery_config(url: str, username: str | None = None) -> StackConfig:
-    raw = stack_raw("dev")
-    pushgateway: dict[str, Any] = {"url": url}
-    secrets = []
-    if username:
-        pushgateway |= {"username": username, "password": PASSWORD}
-        secrets = [("delivery",)]
-    raw["delivery"] = {
-        "pushgateway": pushgateway,
-        "evaluationInterval": "1s",
-        "failureWindow": FAILURE_WINDOW,
-    }
-    if secrets:
-        return parse_stack_config(raw, "stacks/Pulumi.test.yaml", secrets)
-    return parse(raw)
-
-
-def expressions(results: str, started_at: int, version: str = "1.4.2") -> dict[str, str]:
-    """What GitHub gives the push step's expressions in a release of the example service."""
-    return {
-        "join(needs.*.result, ' ')": results,
-        "needs.release-started.outputs.at": str(started_at),
-        "needs.release-tag.outputs.version": version,
-        "needs.release-test.outputs.coverage": "84.2",
-        "needs.release-binaries.outputs.go-version": "go1.23.4",
-        "needs.release-binaries.outputs.sizes": json.dumps(
-            {f"{SERVICE}-linux-amd64": 6291456, f"{SERVICE}-darwin-arm64": 6029312}
-        ),
-        "vars.PUSHGATEWAY_USERNAME": "roadbike",
-        "secrets.PUSHGATEWAY_PASSWORD": PASSWORD,
-    }
-
-
-def release(
-    step: dict[str, Any], workdir: Path, run_id: int, results: str, commit_age: int, **kwargs: Any
-) -> StepRun:
-    now = int(time.time())
-    sha = commit_at(workdir, now - commit_age)
-    github = {"sha": sha, "run_id": str(run_id), "run_attempt": "1"}
-    return run_push_step(step, workdir, expressions(results, now - 300, **kwargs), github)
-
-
-def query(url: str, expr: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=HTTP_TIMEOUT)
-    response.raise_for_status()
-    return list(response.json()["data"]["result"])
+GATE_RUN = f"{SERVICE}-6d4f8c9b5-4-2"  # step 2 of the Rollout's revision 4
 
 
 def value_of(url: str, expr: str) -> float | None:
@@ -138,36 +94,9 @@ def single(facts: dict[str, Any], name: str) -> float:
     return float(value)
 
 
-PAGE_RULES = {
-    "groups": [
-        {
-            "name": "test-page",
-            "rules": [
-                {
-                    "alert": "TestPage",
-                    "expr": "roadbike_test_page > 0",
-                    "labels": {"severity": "page", "namespace": NAMESPACE, "service": SERVICE},
-                }
-            ],
-        }
-    ]
-}
-
-
 def test_releases_give_the_four_measures(tmp_path: Path) -> None:
-    with pushgateway_server(tmp_path / "pushgateway") as pushgateway:
-        config = delivery_config(pushgateway.url)
-        step = push_step(config)
-        rules = tmp_path / "delivery.rules.yml"
-        rules.write_text(yaml.safe_dump({"groups": rule_groups(config)}))
-        page_rules = tmp_path / "page.rules.yml"
-        page_rules.write_text(yaml.safe_dump(PAGE_RULES))
-        scrape = {
-            "job_name": "pushgateway",
-            "honor_labels": True,
-            "scrape_interval": "1s",
-            "static_configs": [{"targets": [pushgateway.url.removeprefix("http://")]}],
-        }
+    with release_sequence(tmp_path) as sequence:
+        pushgateway = sequence.pushgateway
         runs = {
             101: ("success " * 8, 3 * 3600),
             102: ("success failure skipped skipped skipped skipped success", 1800),
@@ -175,12 +104,12 @@ def test_releases_give_the_four_measures(tmp_path: Path) -> None:
             105: ("success success cancelled skipped skipped skipped skipped", 600),
         }
         for run_id, (results, age) in runs.items():
-            outcome = release(step, tmp_path / f"repo-{run_id}", run_id, results, age)
+            outcome = sequence.release(run_id, results, age)
             assert outcome.returncode == 0, outcome.log
             assert "reported (HTTP 200)" in outcome.summary, outcome.summary
         # the releases before the last one end more than the failure window before the page
         time.sleep(prometheus_duration_seconds(FAILURE_WINDOW) + 2)
-        last = release(step, tmp_path / "repo-104", 104, "success " * 8, 2 * 3600)
+        last = sequence.release(104, "success " * 8, 2 * 3600)
         assert last.returncode == 0, last.log
 
         facts = group_facts(pushgateway)
@@ -211,20 +140,21 @@ def test_releases_give_the_four_measures(tmp_path: Path) -> None:
             assert age <= leads[f"{run_id}-1"] <= age + 10, leads
         deployed = sorted(leads[r] for r in ("101-1", "103-1", "104-1"))
 
-        with prometheus_server(tmp_path / "prometheus", [rules, page_rules], [scrape]) as prometheus:
+        with sequence.prometheus() as prometheus:
             labels = f'{{service="{SERVICE}",environment="dev"}}'
             wait_for("the releases scraped", lambda: value_of(prometheus.url, DEPLOYMENTS + labels) == 3)
+            sequence.start_page()
+            # the controller's series of a failed run, with honorLabels as the Pushgateway job keeps them
             requests.put(
-                f"{pushgateway.url}/metrics/job/test_page",
-                data="roadbike_test_page 1\n",
+                f"{pushgateway.url}/metrics/job/argo_rollouts",
+                data=f'analysis_run_info{{namespace="{NAMESPACE}",name="{GATE_RUN}",phase="Failed"}} 1\n',
                 timeout=HTTP_TIMEOUT,
             ).raise_for_status()
             firing = 'ALERTS{alertname="TestPage",alertstate="firing"}'
             wait_for("the page alert firing", lambda: query(prometheus.url, firing))
+            gate = wait_for("the failed SLI gate recorded", lambda: query(prometheus.url, GATE_FAILED))
             time.sleep(PAGE_SECONDS)
-            requests.delete(
-                f"{pushgateway.url}/metrics/job/test_page", timeout=HTTP_TIMEOUT
-            ).raise_for_status()
+            sequence.end_page()
             restore = wait_for(
                 "the incident's time to restore",
                 lambda: value_of(prometheus.url, TIME_TO_RESTORE_P50 + labels),
@@ -246,6 +176,10 @@ def test_releases_give_the_four_measures(tmp_path: Path) -> None:
     assert measured[DEPLOYMENT_FREQUENCY] == pytest.approx(3 / 30)
     assert measured[LEAD_TIME_P50] == pytest.approx(deployed[1])
     assert measured[LEAD_TIME_P90] == pytest.approx(deployed[1] + 0.8 * (deployed[2] - deployed[1]))
+    assert [g["metric"] for g in gate] == [
+        {"__name__": GATE_FAILED, "service": SERVICE, "environment": "dev", "name": GATE_RUN}
+    ]
+    # the last release paged and failed its gate: one failed change
     assert measured[FAILED_CHANGES] == 1
     assert measured[CHANGE_FAILURE_RATE] == pytest.approx(1 / 3)
     # the page's length as the incident tracking saw it, against the evaluations the alert fired in

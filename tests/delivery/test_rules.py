@@ -1,10 +1,14 @@
 """The delivery rules of every committed stack through promtool: they load, and their generated unit
-tests (releases, a page alert, the levels' tickets) pass; a defect in the rules makes them fail."""
+tests (releases, a page alert, SLI-gate AnalysisRuns, the levels' tickets) pass; a defect in the rules
+makes them fail."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,6 +18,8 @@ from components.delivery.promtool_tests import RULES_FILE, TESTS_FILE, Scenario,
 from components.delivery.rules import (
     CHANGE_FAILURE_RATE,
     FAILED_CHANGES,
+    GATE_FAILED,
+    GATE_FAILURE_TIME,
     RELEASE_FAILED,
     alert_rules,
     alerts_prometheus_rule,
@@ -56,12 +62,60 @@ def test_unit_tests_fail_on_rules_that_count_every_release_as_failed(tmp_path: P
     groups = rule_groups(config)
     for rule in groups[0]["rules"]:
         if rule.get("record") == RELEASE_FAILED:
-            rule["expr"] = rule["expr"].split(") >= 0")[0] + ")"  # no failure window, no order
+            rule["expr"] = re.sub(r"\) >= 0 <= \d+\)", "))", rule["expr"])  # no failure window, no order
     write(tmp_path, {RULES_FILE: to_yaml({"groups": groups}), TESTS_FILE: to_yaml(promtool_tests(config))})
     tested = promtool("test", "rules", TESTS_FILE, cwd=tmp_path)
     assert tested.returncode != 0
     assert FAILED_CHANGES in tested.stdout + tested.stderr
     assert CHANGE_FAILURE_RATE in tested.stdout + tested.stderr
+
+
+def _ignore_the_gate(rule: dict[str, Any]) -> None:
+    if rule.get("record") == RELEASE_FAILED:
+        rule["expr"] = rule["expr"].split(" or ")[0]  # the page alone
+
+
+def _take_a_run_back_in_the_scrape_as_new(rule: dict[str, Any]) -> None:
+    if rule.get("record") == GATE_FAILURE_TIME:
+        # seen failed one evaluation ago, instead of within the window
+        rule["expr"] = re.sub(r"max_over_time\((.+?)\[30d\] (offset \w+)\)", r"\1 \2", rule["expr"])
+
+
+def _read_only_honored_namespaces(rule: dict[str, Any]) -> None:
+    if rule.get("record") == GATE_FAILED:
+        rule["expr"] = re.sub(
+            r"analysis_run_info\{[^}]*exported_namespace=\"[^\"]+\"\} or ", "", rule["expr"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("defect", "case"),
+    [
+        (_ignore_the_gate, "a failed SLI-gate run after the release is its failure"),
+        (
+            _take_a_run_back_in_the_scrape_as_new,
+            "a run failed before the release and seen again after a scrape gap",
+        ),
+        (_read_only_honored_namespaces, "a failed SLI-gate run after the release is its failure"),
+    ],
+)
+def test_a_gate_case_fails_on_the_defect_it_guards_against(
+    defect: Callable[[dict[str, Any]], None], case: str, tmp_path: Path
+) -> None:
+    config = parse(stack_raw("dev"))
+    tests = promtool_tests(config)
+    [test] = [t for t in tests["tests"] if t["name"].startswith(case)]
+    tests["tests"] = [test]
+    write(tmp_path, {RULES_FILE: to_yaml({"groups": rule_groups(config)}), TESTS_FILE: to_yaml(tests)})
+    assert promtool("test", "rules", TESTS_FILE, cwd=tmp_path).returncode == 0
+    groups = rule_groups(config)
+    for rule in groups[0]["rules"]:
+        defect(rule)
+    assert groups != rule_groups(config), "the defect changed no rule"
+    write(tmp_path, {RULES_FILE: to_yaml({"groups": groups})})
+    tested = promtool("test", "rules", TESTS_FILE, cwd=tmp_path)
+    assert tested.returncode != 0
+    assert FAILED_CHANGES in tested.stdout + tested.stderr
 
 
 def test_the_scenario_crosses_levels_so_some_tickets_are_expected() -> None:
