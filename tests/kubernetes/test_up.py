@@ -22,6 +22,7 @@ from tests.engine.real_engine import Preview, ScratchStack, scratch_stack
 from tests.engine.test_conformance import REGISTRY_PASSWORD
 from tests.helpers import roadbike
 from tests.kubernetes.apiserver import ApiServer
+from tests.kubernetes.outputs import ConsumedOutputs, consume_outputs
 
 UP = ("up", "--yes", "--skip-preview", "--policy-pack", "policies")
 RULES = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
@@ -73,6 +74,8 @@ class Lifecycle:
     objects: dict[str, dict[tuple[str, str, str], dict[str, Any]]] = field(default_factory=dict)
     # what a strict server-side dry run of the planned objects refused, after the first up
     refused: list[tuple[Any, ...]] = field(default_factory=list)
+    # the stack outputs as the CLI and a service team's program read them, after the second up
+    outputs: ConsumedOutputs | None = None
 
 
 def edit_stack(scratch: ScratchStack, change: Callable[[dict[str, Any]], None]) -> None:
@@ -176,6 +179,7 @@ def run_lifecycle(stack: str, cluster: ApiServer, work: Path) -> Lifecycle:
     step("up", *UP)
     run.refused = strictly_refused(cluster, manifests)
     step("second up", *UP)
+    run.outputs = consume_outputs(scratch, cluster, run.namespace, work / "outputs")
     first = service(config, "go-http-server")
     if stack == "dev":
         edit_stack(scratch, lambda c: service(c, "go-http-server")["slos"][0].update(objective=99.95))
@@ -194,14 +198,6 @@ def run_lifecycle(stack: str, cluster: ApiServer, work: Path) -> Lifecycle:
         edit_stack(scratch, lambda c: c["roadbike:registry"].pop("storageClass"))
     step("destroy", "destroy", "--yes", "--skip-preview", "--exclude-protected")
     return run
-
-
-@pytest.fixture(scope="module")
-def lifecycles(cluster: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Lifecycle]:
-    return {
-        stack: run_lifecycle(stack, cluster, tmp_path_factory.mktemp(f"up-{stack}"))
-        for stack in ("dev", "prod")
-    }
 
 
 # A replacement is reported as its steps (delete-before-replace of a named object: both)
