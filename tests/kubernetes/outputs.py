@@ -7,20 +7,25 @@ platform's file backend, reading the platform's outputs through a StackReference
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.engine.real_engine import Preview, ScratchStack
-from tests.helpers import REPO
+from tests.engine.real_engine import Preview, ScratchStack, scratch_stack
+from tests.helpers import REPO, roadbike
 from tests.kubernetes.apiserver import ApiServer
+from tests.live import registry_server
 
 EXAMPLE = REPO / "examples" / "service-team"
 EXAMPLE_STACK = "dev"
 SERVICE = "go-http-server"
+# prod's own namespace is the lifecycle's (tests/kubernetes/test_up.py); this one names prod too
+LIVE_REGISTRY_NAMESPACE = "delivery-prod-live"
 
 
 @dataclass
@@ -101,3 +106,54 @@ def consume_outputs(
     steps = ", ".join(f"{name} {run.changes()}" for name, run in consumed.example.items())
     print(f"{platform.stack} outputs consumed: service-team {steps} in {time.perf_counter() - started:.1f}s")
     return consumed
+
+
+@dataclass
+class LiveRegistryRun:
+    up: Preview
+    shown: Path  # `pulumi stack output --json --show-secrets` after that up
+    verify: subprocess.CompletedProcess[str]  # `roadbike verify --only registry images signatures`
+    destroy: Preview
+    password: str  # the registry's, set as the stack's secret
+
+
+def prod_on_a_live_registry(cluster: ApiServer, work: Path) -> LiveRegistryRun:
+    """`pulumi up` of prod with its external registry a real one on 127.0.0.1 (its user, its password as
+    the stack's secret), each service's image and a signature pushed there as its release workflow would,
+    then `roadbike verify` of the real output against it."""
+    from tests.kubernetes.test_up import UP, without_controllers  # test_up calls into this module
+
+    with registry_server(work / "registry") as registry:
+        settings = {
+            "roadbike:github.enabled": "false",
+            "roadbike:kubernetes.cluster.context": cluster.context,
+            "roadbike:kubernetes.cluster.kubeconfig": str(cluster.kubeconfig),
+            "roadbike:kubernetes.namespace": LIVE_REGISTRY_NAMESPACE,
+            "roadbike:registry.host": registry.host,
+            "roadbike:registry.username": registry.username,
+        }
+        platform = scratch_stack(
+            "prod", work / "engine", None, settings, {"roadbike:registry.password": registry.password}
+        )
+        without_controllers(platform)
+        up = platform.run(*UP)
+        assert up.returncode == 0, up.output[-4000:]
+        shown = stack_output(platform, work / "outputs.json", "--show-secrets")
+        for service in json.loads(shown.read_text())["services"].values():
+            name = service["image"]["repository"].removeprefix(f"{registry.host}/")
+            digest = registry.push_index(name, service["image"]["tag"], service["platforms"])
+            registry.push_legacy_signature(name, digest)
+        verify = roadbike(
+            "verify",
+            "--outputs",
+            str(shown),
+            "--only",
+            "registry",
+            "images",
+            "signatures",
+            "--ca-bundle",
+            str(registry.ca_bundle),
+            "--json",
+        )
+        destroy = platform.run("destroy", "--yes", "--skip-preview")
+    return LiveRegistryRun(up, shown, verify, destroy, registry.password)

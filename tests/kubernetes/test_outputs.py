@@ -20,7 +20,8 @@ import yaml
 from roadbike.verify import CHECKS, VerifyOptions, load_input
 from tests.engine.test_conformance import REGISTRY_PASSWORD
 from tests.helpers import roadbike
-from tests.kubernetes.outputs import SERVICE, ConsumedOutputs
+from tests.kubernetes.apiserver import ApiServer
+from tests.kubernetes.outputs import SERVICE, ConsumedOutputs, LiveRegistryRun, prod_on_a_live_registry
 from tests.kubernetes.test_up import Lifecycle
 from tests.live import prometheus_server
 
@@ -63,6 +64,32 @@ def test_the_shown_outputs_hold_the_registry_password_and_every_check_can_read_t
     assert services[SERVICE].slo is not None and services[SERVICE].slo.rule_groups
     if stack == "dev":
         assert services[SERVICE].public_key and "BEGIN PUBLIC KEY" in services[SERVICE].public_key
+
+
+@pytest.fixture(scope="module")
+def live_registry(cluster: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> LiveRegistryRun:
+    return prod_on_a_live_registry(cluster, tmp_path_factory.mktemp("prod-live-registry"))
+
+
+def test_verify_passes_on_the_real_outputs_against_the_real_registry_they_name(
+    live_registry: LiveRegistryRun,
+) -> None:
+    run = live_registry
+    assert run.verify.returncode == 0, run.verify.stdout + run.verify.stderr
+    report = json.loads(run.verify.stdout)
+    checks = sorted((c["name"], c.get("service") or "") for c in report["checks"])
+    assert checks == [
+        ("images", "go-http-server"),
+        ("images", "orders-api"),
+        ("registry", ""),
+        ("signatures", "go-http-server"),
+        ("signatures", "orders-api"),
+    ]
+    assert report["passed"] is True and all(c["passed"] for c in report["checks"])
+    same = json.loads(run.shown.read_text())["registry"]["password"] == run.password
+    shows_password = run.password in run.verify.stdout + run.verify.stderr
+    assert same and not shows_password  # bare flags: a failing assertion prints its operands
+    assert run.destroy.returncode == 0, run.destroy.output[-4000:]
 
 
 def deployed_rule_files(run: Lifecycle, into: Path) -> list[Path]:
