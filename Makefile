@@ -92,13 +92,14 @@ kube-apiserver:
 tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python $(GRAFANA)/stamp
 
 lint: venv
-	$(BIN)/ruff check components policies roadbike tests bench __main__.py
-	$(BIN)/ruff format --check components policies roadbike tests bench __main__.py
+	$(BIN)/ruff check components policies roadbike tests bench examples/service-team __main__.py
+	$(BIN)/ruff format --check components policies roadbike tests bench examples/service-team __main__.py
 	$(BIN)/mypy components policies roadbike __main__.py
+	$(BIN)/mypy examples/service-team/__main__.py  # a program of its own: its own __main__
 
 format: venv
-	$(BIN)/ruff format components policies roadbike tests bench __main__.py
-	$(BIN)/ruff check --fix components policies roadbike tests bench __main__.py
+	$(BIN)/ruff format components policies roadbike tests bench examples/service-team __main__.py
+	$(BIN)/ruff check --fix components policies roadbike tests bench examples/service-team __main__.py
 
 test: venv tools crds engine go-tools kube-apiserver lint
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \

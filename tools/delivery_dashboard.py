@@ -21,14 +21,14 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import requests  # noqa: E402
+import matplotlib.pyplot as plt
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.delivery.dashboard import grafana_dashboard  # noqa: E402
-from tests.delivery.live import ReleaseSequence, query, release_sequence  # noqa: E402
-from tests.live import HTTP_TIMEOUT  # noqa: E402
+from components.delivery.dashboard import grafana_dashboard
+from tests.delivery.live import ReleaseSequence, query, release_sequence
+from tests.live import HTTP_TIMEOUT
 
 OK = "success " * 8
 FAILED = "success failure skipped skipped skipped skipped skipped success"

@@ -25,6 +25,7 @@ from tests.engine.real_engine import Preview, ScratchStack, scratch_stack
 from tests.engine.test_conformance import REGISTRY_PASSWORD
 from tests.helpers import roadbike
 from tests.kubernetes.apiserver import ApiServer
+from tests.kubernetes.outputs import ConsumedOutputs, consume_outputs
 
 UP = ("up", "--yes", "--skip-preview", "--policy-pack", "policies")
 RULES = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
@@ -79,6 +80,8 @@ class Lifecycle:
     removed_service: str = ""
     # `roadbike plan --against` the real state, of the stack file that removes a service
     refused_by_plan: subprocess.CompletedProcess[str] | None = None
+    # the stack outputs as the CLI and a service team's program read them, after the second up
+    outputs: ConsumedOutputs | None = None
 
 
 def without_test_annotations(state: dict[str, Any]) -> dict[str, Any]:
@@ -214,6 +217,7 @@ def run_lifecycle(stack: str, cluster: ApiServer, work: Path) -> Lifecycle:
     step("up", *UP)
     run.refused = strictly_refused(cluster, manifests)
     step("second up", *UP)
+    run.outputs = consume_outputs(scratch, cluster, run.namespace, work / "outputs")
     first = service(config, "go-http-server")
     if stack == "dev":
         edit_stack(scratch, lambda c: service(c, "go-http-server")["slos"][0].update(objective=99.95))
@@ -239,14 +243,6 @@ def run_lifecycle(stack: str, cluster: ApiServer, work: Path) -> Lifecycle:
         edit_stack(scratch, lambda c: c["roadbike:registry"].pop("storageClass"))
     step("destroy", "destroy", "--yes", "--skip-preview", "--exclude-protected")
     return run
-
-
-@pytest.fixture(scope="module")
-def lifecycles(cluster: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Lifecycle]:
-    return {
-        stack: run_lifecycle(stack, cluster, tmp_path_factory.mktemp(f"up-{stack}"))
-        for stack in ("dev", "prod")
-    }
 
 
 # A replacement is reported as its steps (delete-before-replace of a named object: both)
