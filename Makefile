@@ -18,6 +18,12 @@ KUBE_TOOLS := kube-apiserver etcd
 GRAFANA := $(TOOLS)/grafana
 GRAFANA_SCHEMA_VERSION := 13.2.3
 TYPESCRIPT_VERSION := 5.9.3
+# The GitHub provider's input types (its Node.js SDK, generated from the provider schema) at the Python
+# SDK's pin, and the Pulumi Node.js SDK whose `Input<T>` they use: 3.272.0, the Python SDK's pin, is not
+# published on the npm registry; 3.270.0 is the nearest below it.
+GITHUB_TYPES := $(TOOLS)/github-types
+PULUMI_GITHUB_VERSION := 6.15.0
+PULUMI_NODEJS_VERSION := 3.270.0
 
 .PHONY: venv plan plan-all test test-fast lint format bench bench-interrupts tools crds engine go-tools kube-apiserver clean
 
@@ -62,6 +68,17 @@ $(GRAFANA)/stamp:
 	tar -xzf $(GRAFANA)/typescript-$(TYPESCRIPT_VERSION).tgz -C $(GRAFANA)/typescript --strip-components=1
 	touch $@
 
+# The declarations (.d.ts) of @pulumi/github and @pulumi/pulumi only, laid out as node_modules so the
+# provider's `import ... from "@pulumi/pulumi"` resolves; tsc (from $(GRAFANA)) checks the plan against them.
+$(GITHUB_TYPES)/stamp:
+	rm -rf $(GITHUB_TYPES) && mkdir -p $(GITHUB_TYPES)/node_modules/@pulumi/github $(GITHUB_TYPES)/node_modules/@pulumi/pulumi
+	cd $(GITHUB_TYPES) && npm pack --silent @pulumi/github@$(PULUMI_GITHUB_VERSION) @pulumi/pulumi@$(PULUMI_NODEJS_VERSION) >/dev/null
+	tar -xzf $(GITHUB_TYPES)/pulumi-github-$(PULUMI_GITHUB_VERSION).tgz -C $(GITHUB_TYPES)/node_modules/@pulumi/github \
+		--strip-components=1 --wildcards 'package/*.d.ts' package/package.json
+	tar -xzf $(GITHUB_TYPES)/pulumi-pulumi-$(PULUMI_NODEJS_VERSION).tgz -C $(GITHUB_TYPES)/node_modules/@pulumi/pulumi \
+		--strip-components=1 --wildcards 'package/*.d.ts' package/package.json
+	touch $@
+
 # The policy pack's own environment, as the engine makes it (policies/requirements.txt only).
 $(POLICY_VENV)/bin/python: policies/requirements.txt
 	rm -rf $(POLICY_VENV)
@@ -89,7 +106,7 @@ go-tools:
 kube-apiserver:
 	GOFLAGS="$(GOFLAGS) -p=2" tools/build-go-tools.sh $(KUBE_TOOLS)
 
-tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python $(GRAFANA)/stamp
+tools: $(SARIF_SCHEMA) $(POLICY_VENV)/bin/python $(GRAFANA)/stamp $(GITHUB_TYPES)/stamp
 
 lint: venv
 	$(BIN)/ruff check components policies roadbike tests bench examples/service-team __main__.py
@@ -103,11 +120,13 @@ format: venv
 
 test: venv tools crds engine go-tools kube-apiserver lint
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
-		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest
+		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) \
+		ROADBIKE_GITHUB_TYPES=$(GITHUB_TYPES) $(BIN)/pytest
 
 test-fast: venv tools crds engine go-tools kube-apiserver
 	ROADBIKE_SARIF_SCHEMA=$(SARIF_SCHEMA) ROADBIKE_POLICY_PYTHON=$(POLICY_VENV)/bin/python ROADBIKE_CRDS=$(CRDS) \
-		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) $(BIN)/pytest -m 'not slow'
+		ROADBIKE_ENGINE_BIN=$(ENGINE_BIN) ROADBIKE_GRAFANA=$(GRAFANA) \
+		ROADBIKE_GITHUB_TYPES=$(GITHUB_TYPES) $(BIN)/pytest -m 'not slow'
 
 # The real engine previews fleets too: it needs the engine and the pack's virtualenv (see README: Speed).
 bench: venv tools engine

@@ -62,6 +62,36 @@ def crd_errors(manifest: dict[str, Any]) -> list[str]:
     return sorted(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in found)
 
 
+def typescript() -> Path:
+    """The TypeScript compiler `make tools` fetches with Grafana's dashboard types: $ROADBIKE_GRAFANA."""
+    path = Path(os.environ.get("ROADBIKE_GRAFANA") or REPO / ".tools" / "grafana")
+    if not (path / "stamp").is_file():
+        raise AssertionError(
+            f"no TypeScript compiler in {path}: run `make tools` (npm: @grafana/schema, typescript)"
+        )
+    return path / "typescript" / "lib" / "tsc.js"
+
+
+def type_check(source: Path, *options: str) -> str:
+    """`tsc --strict --noEmit` of one file: its errors, empty when it compiles."""
+    result = subprocess.run(
+        [
+            require_tool("node"),
+            str(typescript()),
+            "--noEmit",
+            "--strict",
+            "--target",
+            "es2020",
+            *options,
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    return result.stdout + result.stderr if result.returncode else ""
+
+
 def stack_raw(stack: str = "dev") -> dict[str, Any]:
     """The `roadbike:*` config of a committed stack as the plan reads it (secrets, the external registry's
     password among them, as stand-ins), without the namespace prefix: a deep copy to edit."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,48 +14,30 @@ import pytest
 
 from components.slo.dashboard import dashboard_config_map, grafana_dashboard
 from components.slo.rules import rule_groups
-from tests.helpers import REPO, STACKS, parse, require_tool, stack_raw
+from tests.helpers import REPO, STACKS, parse, stack_raw, type_check
 
 KUBERNETES_VERSION = "1.37"
 DASHBOARD_TYPES = Path("schema/dist/types/raw/dashboard/x/types.gen")
 
 
-def grafana_tools() -> Path:
+def grafana_types() -> Path:
     path = Path(os.environ.get("ROADBIKE_GRAFANA") or REPO / ".tools" / "grafana")
     if not (path / "stamp").is_file():
         raise AssertionError(
             f"no Grafana dashboard types in {path}: run `make tools` (npm: @grafana/schema, typescript)"
         )
-    return path
+    return path / DASHBOARD_TYPES
 
 
 def type_errors(dashboards: list[dict[str, Any]], workdir: Path) -> str:
     """tsc's errors for the dashboards as literals of Grafana's `Dashboard` type (unknown keys are errors)."""
-    tools = grafana_tools()
-    node = require_tool("node")
     source = workdir / "dashboards.ts"
     literals = "".join(
         f"export const dashboard{i}: Dashboard = {json.dumps(d, indent=2)};\n"
         for i, d in enumerate(dashboards)
     )
-    source.write_text(
-        f'import type {{ Dashboard }} from "{(tools / DASHBOARD_TYPES).resolve()}";\n{literals}'
-    )
-    result = subprocess.run(
-        [
-            node,
-            str(tools / "typescript/lib/tsc.js"),
-            "--noEmit",
-            "--strict",
-            "--target",
-            "es2020",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    return result.stdout + result.stderr if result.returncode else ""
+    source.write_text(f'import type {{ Dashboard }} from "{grafana_types().resolve()}";\n{literals}')
+    return type_check(source)
 
 
 def test_dashboards_of_every_stack_are_grafana_dashboards(tmp_path: Path) -> None:
