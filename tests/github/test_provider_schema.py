@@ -18,6 +18,7 @@ import json
 import os
 import re
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,13 @@ def schema_errors(resources: PlannedResources, workdir: Path) -> str:
         lambda m: f"{urn_of_line.get(int(m[1]) - first, '?')} ({m[1]},{m[2]})",
         errors,
         flags=re.MULTILINE,
+    )
+
+
+def test_the_types_are_of_the_provider_version_the_program_uses() -> None:
+    package = json.loads((github_types() / "github" / "package.json").read_text())
+    assert package["version"] == version("pulumi-github"), (
+        "the Makefile's PULUMI_GITHUB_VERSION differs from pyproject.toml's pulumi-github pin"
     )
 
 
