@@ -119,8 +119,11 @@ def schema_errors(resources: PlannedResources, workdir: Path) -> str:
 
 def test_the_types_are_of_the_provider_version_the_program_uses() -> None:
     package = json.loads((github_types() / "github" / "package.json").read_text())
-    assert package["version"] == version("pulumi-github"), (
-        "the Makefile's PULUMI_GITHUB_VERSION differs from pyproject.toml's pulumi-github pin"
+    installed = version("pulumi-github")
+    assert package["version"] == installed, (
+        f"the pulumi-github input types are of {package['version']}, the program's SDK is {installed}: set"
+        " the Makefile's PULUMI_GITHUB_VERSION to pyproject.toml's pin, then `rm -rf .tools/github-types &&"
+        " make tools`"
     )
 
 
