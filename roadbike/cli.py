@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         help="preview a stack offline and run the policy pack on it",
         description="Run the Pulumi program under the mock monitor with the stack's config, run the real "
         "policy pack over the Analyzer protocol, and write the plan, the policy reports and the artifacts. "
-        "Exit 0: no mandatory violation; 1: mandatory violations; 2: invalid config or usage; "
+        "Exit 0: no mandatory violation; 1: mandatory violations, or (--against) a protected resource deleted "
+        "or replaced; 2: invalid config or usage; "
         "3: internal error (the policy pack died, the plan could not be written); 130: interrupted.",
     )
     plan.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.NAME.yaml")
