@@ -93,9 +93,11 @@ def run_push_step(
     workdir: Path,
     expressions: Mapping[str, str],
     github: Mapping[str, str],
+    ended_ago: int = 0,
 ) -> StepRun:
     """bash -eo pipefail on the step's `run:` with its `env:`; `expressions`: the value of each `${{ }}`
-    (one that is not given fails the test: the step uses something this run does not know)."""
+    (one that is not given fails the test: the step uses something this run does not know). With
+    `ended_ago`, the step's `date` reads that many seconds in the past: a release that ended earlier."""
 
     def value(match: Any) -> str:
         expression = match.group(1)
@@ -112,8 +114,11 @@ def run_push_step(
     summary.write_text("")
     script = runner / "push.sh"
     script.write_text(str(step["run"]))
+    path = os.environ["PATH"]
+    if ended_ago:
+        path = f"{_earlier_date(runner, ended_ago)}{os.pathsep}{path}"
     base = {
-        "PATH": os.environ["PATH"],
+        "PATH": path,
         "HOME": str(runner),
         "LANG": "C.UTF-8",
         "RUNNER_TEMP": str(temp),
@@ -129,6 +134,17 @@ def run_push_step(
         timeout=STEP_TIMEOUT,
     )
     return StepRun(result.returncode, result.stdout + result.stderr, summary.read_text())
+
+
+def _earlier_date(runner: Path, seconds: int) -> Path:
+    """A directory whose `date` is the system's, `seconds` earlier."""
+    real = require_tool("date")
+    directory = runner / "earlier"
+    directory.mkdir(exist_ok=True)
+    shim = directory / "date"
+    shim.write_text(f'#!/bin/sh\nexec {real} -d "@$(( $({real} +%s) - {seconds} ))" "$@"\n')
+    shim.chmod(0o755)
+    return directory
 
 
 def commit_at(repository: Path, timestamp: int) -> str:

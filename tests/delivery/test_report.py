@@ -88,12 +88,19 @@ def expressions(results: str, started_at: int, version: str = "1.4.2") -> dict[s
 
 
 def release(
-    step: dict[str, Any], workdir: Path, run_id: int, results: str, commit_age: int, **kwargs: Any
+    step: dict[str, Any],
+    workdir: Path,
+    run_id: int,
+    results: str,
+    commit_age: int,
+    ended_ago: int = 0,
+    **kwargs: Any,
 ) -> StepRun:
-    now = int(time.time())
-    sha = commit_at(workdir, now - commit_age)
+    """A release whose commit is `commit_age` seconds older than its end, `ended_ago` seconds ago."""
+    ended = int(time.time()) - ended_ago
+    sha = commit_at(workdir, ended - commit_age)
     github = {"sha": sha, "run_id": str(run_id), "run_attempt": "1"}
-    return run_push_step(step, workdir, expressions(results, now - 300, **kwargs), github)
+    return run_push_step(step, workdir, expressions(results, ended - 300, **kwargs), github, ended_ago)
 
 
 def query(url: str, expr: str) -> list[dict[str, Any]]:
@@ -174,12 +181,12 @@ def test_releases_give_the_four_measures(tmp_path: Path) -> None:
             103: ("success " * 8, 1 * 3600),
             105: ("success success cancelled skipped skipped skipped skipped", 600),
         }
+        # the releases before the last one end more than the failure window before the page
+        earlier = prometheus_duration_seconds(FAILURE_WINDOW) + 10
         for run_id, (results, age) in runs.items():
-            outcome = release(step, tmp_path / f"repo-{run_id}", run_id, results, age)
+            outcome = release(step, tmp_path / f"repo-{run_id}", run_id, results, age, earlier)
             assert outcome.returncode == 0, outcome.log
             assert "reported (HTTP 200)" in outcome.summary, outcome.summary
-        # the releases before the last one end more than the failure window before the page
-        time.sleep(prometheus_duration_seconds(FAILURE_WINDOW) + 2)
         last = release(step, tmp_path / "repo-104", 104, "success " * 8, 2 * 3600)
         assert last.returncode == 0, last.log
 
