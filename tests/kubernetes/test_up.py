@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from tests.engine.real_engine import Preview, ScratchStack, scratch_stack
@@ -198,10 +200,21 @@ def run_lifecycle(stack: str, cluster: ApiServer, work: Path) -> Lifecycle:
 
 @pytest.fixture(scope="module")
 def lifecycles(cluster: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Lifecycle]:
-    return {
-        stack: run_lifecycle(stack, cluster, tmp_path_factory.mktemp(f"up-{stack}"))
-        for stack in ("dev", "prod")
-    }
+    """dev's and prod's lifecycles at once: their objects are apart (each stack's namespace, and the
+    cluster-scoped ones named after it), and each engine waits on the server and its plugins much of
+    the time."""
+    stacks = ("dev", "prod")
+    works = {stack: tmp_path_factory.mktemp(f"up-{stack}") for stack in stacks}
+    clients = {stack: replace(cluster, session=requests.Session()) for stack in stacks}  # one per thread
+    try:
+        with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+            runs = {
+                stack: pool.submit(run_lifecycle, stack, clients[stack], works[stack]) for stack in stacks
+            }
+            return {stack: run.result() for stack, run in runs.items()}
+    finally:
+        for client in clients.values():
+            client.session.close()
 
 
 # A replacement is reported as its steps (delete-before-replace of a named object: both)
