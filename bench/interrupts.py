@@ -26,6 +26,7 @@ from bench.fleet import REPO, write_fleet
 
 MARK = "ROADBIKE_INTERRUPT_RUN"
 GRACE_SECONDS = 5.0
+REAP_SECONDS = 0.2
 NOISE = ("Traceback", "Task was destroyed", "Exception ignored", "Task exception was never retrieved")
 
 
@@ -43,6 +44,15 @@ def _marked(mark: str) -> list[int]:
                     found.append(int(entry.name))
         except OSError:
             continue
+    return found
+
+
+def _left_behind(mark: str, seconds: float = REAP_SECONDS) -> list[int]:
+    """The marked processes still alive `seconds` after the plan exited (a pack the plan killed needs a
+    moment to be reaped by init); an empty answer as soon as there is none."""
+    end = time.monotonic() + seconds
+    while (found := _marked(mark)) and time.monotonic() < end:
+        time.sleep(0.01)
     return found
 
 
@@ -75,8 +85,7 @@ def plan_once(stack: Path, out: Path, delay: float | None, signum: int) -> dict[
     else:
         _, err = process.communicate(timeout=600)
         stop_seconds = 0.0
-    time.sleep(0.2)  # a pack killed by the plan needs a moment to be reaped by init
-    orphans = _marked(mark)
+    orphans = _left_behind(mark)
     for pid in orphans:
         with __import__("contextlib").suppress(OSError):
             os.kill(pid, signal.SIGKILL)

@@ -591,18 +591,62 @@ TRAFFIC_CASES = (
 LONG_CASES = (slow_burn_test,)
 
 
-def _traffic_tests(plan: SloTestPlan, cases: Iterable[Any]) -> list[dict[str, Any]]:
-    """The SLO's traffic scenarios; none when no series can match its selectors (e.g. errors that exclude
-    every series of total): the rules still load, but there is no traffic to simulate."""
+def _traffic_tests(plan: SloTestPlan, cases: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+    """The SLO's traffic scenarios by case; none when no series can match its selectors (e.g. errors that
+    exclude every series of total): the rules still load, but there is no traffic to simulate."""
     try:
-        return [test for case in cases if (test := case(plan)) is not None]
+        return {case: test for case in cases if (test := case(plan)) is not None}
     except SyntheticSeriesError:
-        return []
+        return {}
 
 
-def slo_tests(plan: SloTestPlan) -> list[dict[str, Any]]:
-    """Every scenario of one SLO that runs in minutes or hours, and the absent one."""
-    return [*_traffic_tests(plan, TRAFFIC_CASES), absent_test(plan)]
+def _metrics(plan: SloTestPlan) -> set[str]:
+    queries = plan.queries
+    return {s.metric for s in (queries.total, queries.bad, queries.good) if s is not None}
+
+
+def _apart(plans: list[SloTestPlan]) -> list[list[SloTestPlan]]:
+    """The SLOs in sets whose SLIs read no metric in common: one SLO's series cannot reach another's rules,
+    so their scenarios can share a test group."""
+    sets: list[tuple[set[str], list[SloTestPlan]]] = []
+    for plan in plans:
+        metrics = _metrics(plan)
+        home = next((s for s in sets if not s[0] & metrics), None)
+        if home is None:
+            sets.append((metrics, [plan]))
+        else:
+            home[0].update(metrics)
+            home[1].append(plan)
+    return [members for _, members in sets]
+
+
+def _one_group(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same scenario of SLOs apart in one test group: promtool evaluates every rule of the file over a
+    group's whole time range, so one group costs what its longest scenario costs, not the sum."""
+    if len(tests) == 1:
+        return tests[0]
+    [interval] = {t["interval"] for t in tests}
+    inputs: list[dict[str, str]] = []
+    for series in (s for t in tests for s in t["input_series"]):
+        if series not in inputs:  # the absent scenarios' unrelated series
+            inputs.append(series)
+    group: dict[str, Any] = {"name": " | ".join(t["name"] for t in tests), "interval": interval}
+    group["input_series"] = inputs
+    for key in ("alert_rule_test", "promql_expr_test"):
+        if checks := [c for t in tests for c in t.get(key, [])]:
+            group[key] = checks
+    return group
+
+
+def _grouped(plans: list[SloTestPlan], cases: tuple[Any, ...], absent: bool) -> list[dict[str, Any]]:
+    """Each scenario of every SLO, one test group per scenario and set of SLOs apart."""
+    tests = []
+    for members in _apart(plans):
+        scenarios = [_traffic_tests(plan, cases) for plan in members]
+        tests += [_one_group(found) for case in cases if (found := [s[case] for s in scenarios if case in s])]
+        if absent:
+            tests.append(_one_group([absent_test(plan) for plan in members]))
+    return tests
 
 
 def _test_file(
@@ -617,16 +661,16 @@ def _test_file(
 
 
 def promtool_tests(config: StackConfig, service: Service) -> dict[str, Any]:
-    """The promtool unit-test file of one service, next to its rules file."""
+    """The promtool unit-test file of one service, next to its rules file: every scenario of each SLO that
+    runs in minutes or hours, and the absent one."""
     plans = [SloTestPlan(config, service, slo) for slo in service.slos]
-    return _test_file(config, service, 1, [test for plan in plans for test in slo_tests(plan)])
+    return _test_file(config, service, 1, _grouped(plans, TRAFFIC_CASES, absent=True))
 
 
 def long_promtool_tests(config: StackConfig, service: Service) -> dict[str, Any]:
     """The scenarios that need days of data, evaluated every LONG_EVALUATION_MINUTES."""
     plans = [SloTestPlan(config, service, slo) for slo in service.slos]
-    tests = [test for plan in plans for test in _traffic_tests(plan, LONG_CASES)]
-    return _test_file(config, service, LONG_EVALUATION_MINUTES, tests)
+    return _test_file(config, service, LONG_EVALUATION_MINUTES, _grouped(plans, LONG_CASES, absent=False))
 
 
 def tests_file_name(service: Service) -> str:

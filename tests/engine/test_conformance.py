@@ -8,6 +8,7 @@ resources are held to the engine through the plan alone (the last test).
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,32 +41,39 @@ FIXTURES = {
 PREVIEWED = {**COMMITTED, **FIXTURES}
 
 
+def _plan(stack: str, preview: Preview, work: Path) -> Path:
+    """roadbike plan of the very stack file the preview read, recording what its pack received."""
+    out = work / "plan"
+    result = roadbike(
+        "plan",
+        "--stack",
+        stack,
+        "--config-file",
+        str(preview.stack_file),
+        "--out",
+        str(out),
+        env={RECORD_VARIABLE: str(work / "plan-received")},
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return out
+
+
 @pytest.fixture(scope="module")
 def previews(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Preview, Path]]:
-    """For each stack: the real preview, and roadbike plan of the very stack file the preview read."""
-    found = {}
-    for stack, stack_file in PREVIEWED.items():
-        work = tmp_path_factory.mktemp(f"engine-{stack}")
-        secrets = REGISTRY_PASSWORD if stack.startswith("prod") else None
-        if stack == "insecure":
-            secrets = OTHER_PROGRAM_SECRET
-        preview = real_preview(
-            stack, work / "engine", stack_file, CLUSTER_SIDE, secrets, record=work / "engine-received"
-        )
-        out = work / "plan"
-        result = roadbike(
-            "plan",
-            "--stack",
-            stack,
-            "--config-file",
-            str(preview.stack_file),
-            "--out",
-            str(out),
-            env={RECORD_VARIABLE: str(work / "plan-received")},
-        )
-        assert result.returncode in (0, 1), result.stdout + result.stderr
-        found[stack] = (preview, out)
-    return found
+    """For each stack: the real preview, and roadbike plan of the very stack file the preview read. Each
+    plan runs while the engine previews the next stack (the preview waits on its plugins much of the time)."""
+    plans: dict[str, tuple[Preview, Future[Path]]] = {}
+    with ThreadPoolExecutor(max_workers=1) as planner:
+        for stack, stack_file in PREVIEWED.items():
+            work = tmp_path_factory.mktemp(f"engine-{stack}")
+            secrets = REGISTRY_PASSWORD if stack.startswith("prod") else None
+            if stack == "insecure":
+                secrets = OTHER_PROGRAM_SECRET
+            preview = real_preview(
+                stack, work / "engine", stack_file, CLUSTER_SIDE, secrets, record=work / "engine-received"
+            )
+            plans[stack] = (preview, planner.submit(_plan, stack, preview, work))
+        return {stack: (preview, plan.result()) for stack, (preview, plan) in plans.items()}
 
 
 @pytest.mark.parametrize("stack", sorted(COMMITTED))

@@ -321,33 +321,69 @@ def test_artifacts_are_the_rules_tests_and_alertmanager_config() -> None:
     ]
 
 
+def scenarios(tests: list[dict[str, Any]]) -> list[list[str]]:
+    """The scenarios of each test group (a group runs the same scenario of SLOs whose SLIs are apart)."""
+    return [t["name"].split(" | ") for t in tests]
+
+
 def test_promtool_tests_cover_each_scenario_per_slo() -> None:
     config = dev()
     document = promtool_tests(config, config.services[0])
     assert document["rule_files"] == ["go-http-server.rules.yml"]
-    names = [t["name"] for t in document["tests"]]
-    assert names == [
-        "availability: a 36x burn pages within 24m",
-        "availability: a 0.5x burn fires nothing and leaves 99% of the budget",
-        "availability: a 2x burn on 2h of fresh data opens no ticket",
-        "availability: zero traffic fires nothing and records no NaN",
-        "availability: targets that vanish page GoHttpServerAvailabilitySliVanished within 6m",
-        "availability: metrics that never existed fire GoHttpServerAvailabilitySliMetricsAbsent and page nothing",
-        "latency: a 20x burn pages within 43.2m",  # 95% allows at most 20x: every request slow
-        "latency: a 0.5x burn fires nothing and leaves 99% of the budget",
-        "latency: a 2x burn on 2h of fresh data opens no ticket",
-        "latency: zero traffic fires nothing and records no NaN",
-        "latency: targets that vanish page GoHttpServerLatencySliVanished within 6m",
-        "latency: buckets spelled 0.29999999999999993, 0.3, 0.30, 0.30000000000000004 all count; a series "
-        "without the bucket is left out and fires GoHttpServerLatencySliBucketMissing",
-        "latency: metrics that never existed fire GoHttpServerLatencySliMetricsAbsent and page nothing",
+    assert scenarios(document["tests"]) == [
+        ["availability: a 36x burn pages within 24m", "latency: a 20x burn pages within 43.2m"],
+        [
+            "availability: a 0.5x burn fires nothing and leaves 99% of the budget",
+            "latency: a 0.5x burn fires nothing and leaves 99% of the budget",
+        ],
+        [
+            "availability: a 2x burn on 2h of fresh data opens no ticket",
+            "latency: a 2x burn on 2h of fresh data opens no ticket",
+        ],
+        [
+            "availability: zero traffic fires nothing and records no NaN",
+            "latency: zero traffic fires nothing and records no NaN",
+        ],
+        [
+            "availability: targets that vanish page GoHttpServerAvailabilitySliVanished within 6m",
+            "latency: targets that vanish page GoHttpServerLatencySliVanished within 6m",
+        ],
+        [
+            "latency: buckets spelled 0.29999999999999993, 0.3, 0.30, 0.30000000000000004 all count; a series "
+            "without the bucket is left out and fires GoHttpServerLatencySliBucketMissing"
+        ],
+        [
+            "availability: metrics that never existed fire GoHttpServerAvailabilitySliMetricsAbsent and page "
+            "nothing",
+            "latency: metrics that never existed fire GoHttpServerLatencySliMetricsAbsent and page nothing",
+        ],
     ]
     long = long_promtool_tests(config, config.services[0])
     assert long["evaluation_interval"] == "5m"
-    assert [t["name"] for t in long["tests"]] == [
-        "availability: a 2x burn opens the 3d ticket once 50% of the window holds data",
-        "latency: a 2x burn opens the 3d ticket once 50% of the window holds data",
+    assert scenarios(long["tests"]) == [
+        [
+            "availability: a 2x burn opens the 3d ticket once 50% of the window holds data",
+            "latency: a 2x burn opens the 3d ticket once 50% of the window holds data",
+        ]
     ]
+
+
+def test_slos_reading_the_same_metric_get_test_groups_of_their_own() -> None:
+    """Series of one SLO would reach the rules of another that reads the same metric: their scenarios stay
+    apart, while an SLO on other metrics shares the groups of the first."""
+    raw = stack_raw("dev")
+    availability = raw["services"][0]["slos"][0]
+    raw["services"][0]["slos"].insert(1, {**availability, "name": "strict", "objective": 99.95})
+    config = parse(raw)
+    for document in (
+        promtool_tests(config, config.services[0]),
+        long_promtool_tests(config, config.services[0]),
+    ):
+        groups = [{name.split(":")[0] for name in group} for group in scenarios(document["tests"])]
+        assert not [g for g in groups if {"availability", "strict"} <= g], groups
+        assert {"availability", "latency"} in groups and {"strict"} in groups, groups
+        inputs = [[s["series"] for s in t["input_series"]] for t in document["tests"]]
+        assert all(len(series) == len(set(series)) for series in inputs), inputs
 
 
 @pytest.mark.parametrize(
