@@ -205,5 +205,7 @@ def test_added_latency_shows_in_the_latency_burn_rates_and_fails_the_probe(
         assert run.wait_for(ratio("availability")) == 0  # slow, not failing
         result = probe_verify(tmp_path, run.service_url)
     assert result["code"] == 1 and result["passed"] is False, result
-    assert re.search(r"p95 0\.4\d\ds > 0\.3s", result["message"]), result["message"]
+    # every request waited the injected 400 ms, and a busy machine only adds to it
+    p95 = re.search(r"p95 (\d+\.\d{3})s > 0\.3s", result["message"])
+    assert p95 and float(p95.group(1)) >= 0.4, result["message"]
     assert result["message"].endswith("(breaks the latency SLO)"), result["message"]
