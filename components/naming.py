@@ -121,3 +121,12 @@ def image_cache_ref(config: StackConfig, service: Service) -> str:
 def image_policy_name(config: StackConfig, subject: str) -> str:
     """A cluster-scoped admission policy's name, unique per stack namespace, e.g. `delivery-dev-orders-api`."""
     return bounded_name(f"{config.kubernetes.namespace}-{subject}", 253)
+
+
+def runbook_url(config: StackConfig, service: Service, page: str, document: str) -> str:
+    """`<runbookBaseUrl>/<service>/<page>`, else `docs/runbooks/<document>.md` in the service's repository."""
+    base = config.prometheus.runbook_base_url
+    if base:
+        return f"{base.rstrip('/')}/{service.name}/{page}"
+    repository = f"https://github.com/{config.github.owner}/{service.repository}"
+    return f"{repository}/blob/main/docs/runbooks/{document}.md"

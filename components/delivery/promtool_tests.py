@@ -35,6 +35,7 @@ from components.delivery.rules import (
     alert_rules,
     delivery,
     rule_groups,
+    threshold_band,
 )
 from components.slo.burn_rates import PAGE, decimal_text
 
@@ -118,7 +119,7 @@ class Scenario:
         }
 
     def level(self, measure: Measure, value: float) -> str | None:
-        band = getattr(delivery(self.config).thresholds, _field(measure))
+        band = threshold_band(self.config, measure)
         yellow, red = band.yellow, band.red
         if measure.key == "deploymentFrequency":
             limits = (86400 / _seconds(yellow), 86400 / _seconds(red))
@@ -128,15 +129,6 @@ class Scenario:
         else:
             yellow, red = _seconds(yellow), _seconds(red)
         return RED if value > red else YELLOW if value > yellow else None
-
-
-def _field(measure: Measure) -> str:
-    return {
-        "deploymentFrequency": "deployment_frequency",
-        "leadTime": "lead_time",
-        "changeFailureRate": "change_failure_rate",
-        "timeToRestore": "time_to_restore",
-    }[measure.key]
 
 
 def _quantile(values: list[int], q: float) -> float:

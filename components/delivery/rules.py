@@ -26,7 +26,7 @@ from components.config import (
     prometheus_duration_seconds,
 )
 from components.delivery import metrics
-from components.naming import platform_labels
+from components.naming import platform_labels, runbook_url
 from components.slo.burn_rates import PAGE, TICKET, decimal_text
 
 GROUP = "roadbike-delivery"
@@ -204,9 +204,17 @@ def recording_rules(config: StackConfig) -> list[dict[str, Any]]:
     ]
 
 
+def threshold_band(config: StackConfig, measure: Measure) -> Any:
+    """The measure's band (a DurationBand, or a PercentBand for the change failure rate) in the stack's
+    delivery thresholds: the field whose config key is the measure's."""
+    thresholds = delivery(config).thresholds
+    [field] = [name for name, info in type(thresholds).model_fields.items() if info.alias == measure.key]
+    return getattr(thresholds, field)
+
+
 def threshold_value(config: StackConfig, measure: Measure, level: str) -> str:
     """The level as PromQL: deployments per day, seconds, or a ratio."""
-    band = getattr(delivery(config).thresholds, _field(measure))
+    band = threshold_band(config, measure)
     value = getattr(band, level)
     if measure.key == "deploymentFrequency":
         return f"{DAY_SECONDS} / {seconds_text(value)}"
@@ -216,22 +224,13 @@ def threshold_value(config: StackConfig, measure: Measure, level: str) -> str:
 
 
 def threshold_text(config: StackConfig, measure: Measure, level: str) -> str:
-    band = getattr(delivery(config).thresholds, _field(measure))
+    band = threshold_band(config, measure)
     value = getattr(band, level)
     if measure.key == "deploymentFrequency":
         return f"fewer than one deployment per {value}"
     if measure.key == "changeFailureRate":
         return f"above {value:g}%"
     return f"longer than {value}"
-
-
-def _field(measure: Measure) -> str:
-    return {
-        "deploymentFrequency": "deployment_frequency",
-        "leadTime": "lead_time",
-        "changeFailureRate": "change_failure_rate",
-        "timeToRestore": "time_to_restore",
-    }[measure.key]
 
 
 def alert_name(measure: Measure, level: str) -> str:
@@ -245,14 +244,6 @@ VALUE_TEMPLATES = {
     "duration": "{{ $value | humanizeDuration }}",
     "ratio": "{{ $value | humanizePercentage }}",
 }
-
-
-def runbook_url(config: StackConfig, service: Service, measure: Measure) -> str:
-    base = config.prometheus.runbook_base_url
-    if base:
-        return f"{base.rstrip('/')}/{service.name}/delivery-{measure.key}"
-    repository = f"https://github.com/{config.github.owner}/{service.repository}"
-    return f"{repository}/blob/main/docs/runbooks/delivery-{measure.key}.md"
 
 
 def alert_rules(config: StackConfig, service: Service) -> list[dict[str, Any]]:
@@ -286,7 +277,9 @@ def alert_rules(config: StackConfig, service: Service) -> list[dict[str, Any]]:
                             f"{VALUE_TEMPLATES[measure.unit]} over {DELIVERY_WINDOW}, "
                             f"{threshold_text(config, measure, level)} ({level})"
                         ),
-                        "runbook_url": runbook_url(config, service, measure),
+                        "runbook_url": runbook_url(
+                            config, service, f"delivery-{measure.key}", f"delivery-{measure.key}"
+                        ),
                     },
                 }
             )

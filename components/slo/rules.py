@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from components.config import Service, Slo, StackConfig
-from components.naming import ServiceNames, service_names
+from components.naming import ServiceNames, runbook_url, service_names
 from components.slo.buckets import threshold_le_regex
 from components.slo.burn_rates import (
     ABSENT_FOR,
@@ -213,13 +213,8 @@ def slo_series(record: str, labels: dict[str, str]) -> str:
     return record + "{" + ",".join(f'{k}="{labels[k]}"' for k in SLO_LABELS) + "}"
 
 
-def runbook_url(config: StackConfig, service: Service, slo: Slo) -> str:
-    """`<runbookBaseUrl>/<service>/<slo>`, else the SLO's runbook in the service's own repository."""
-    base = config.prometheus.runbook_base_url
-    if base:
-        return f"{base.rstrip('/')}/{service.name}/{slo.name}"
-    repository = f"https://github.com/{config.github.owner}/{service.repository}"
-    return f"{repository}/blob/main/docs/runbooks/slo-{slo.name}.md"
+def slo_runbook_url(config: StackConfig, service: Service, slo: Slo) -> str:
+    return runbook_url(config, service, slo.name, f"slo-{slo.name}")
 
 
 def _record(record: str, expr: str, labels: dict[str, str]) -> dict[str, Any]:
@@ -370,7 +365,7 @@ def burn_alert(config: StackConfig, service: Service, slo: Slo, tier: BurnTier) 
         "annotations": {
             "summary": f"{service.name} {slo.name} SLO: error budget burning at {burn}x or faster",
             "description": burn_description(names, slo, tier),
-            "runbook_url": runbook_url(config, service, slo),
+            "runbook_url": slo_runbook_url(config, service, slo),
         },
     }
 
@@ -391,7 +386,7 @@ def absent_alert(config: StackConfig, service: Service, slo: Slo) -> dict[str, A
                 f"ServiceMonitor {names.namespace}/{names.service}, its scrape targets and that the "
                 "service exports this metric."
             ),
-            "runbook_url": runbook_url(config, service, slo),
+            "runbook_url": slo_runbook_url(config, service, slo),
         },
     }
 
@@ -414,7 +409,7 @@ def vanished_alert(config: StackConfig, service: Service, slo: Slo) -> dict[str,
                 f"scraped, which is an outage the burn-rate alerts cannot see. Check the pods of "
                 f"{service.name} and the ServiceMonitor {names.namespace}/{names.service}."
             ),
-            "runbook_url": runbook_url(config, service, slo),
+            "runbook_url": slo_runbook_url(config, service, slo),
         },
     }
 
@@ -433,7 +428,7 @@ def bucket_missing_alert(config: StackConfig, service: Service, slo: Slo) -> dic
         "annotations": {
             "summary": f"{service.name} {slo.name} SLO: a histogram has no bucket at {queries.threshold}s",
             "description": bucket_missing_description(queries),
-            "runbook_url": runbook_url(config, service, slo),
+            "runbook_url": slo_runbook_url(config, service, slo),
         },
     }
 
