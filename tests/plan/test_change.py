@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from components.protection import KEPT
 from roadbike.program import SECRET_SIG, SECRET_SIG_KEY
 from tests.helpers import REPO, roadbike, stack_raw, write_stack
 
@@ -221,6 +222,16 @@ def test_replacing_the_registry_data_is_refused_saying_what_would_be_lost(
     summary = (tmp_path / "plan/policy/summary.md").read_text()
     assert summary.startswith("## :x: roadbike plan `dev`: policy gate passed; the change is refused")
     assert "**Refused**" in summary and "every image pushed to the registry" in summary
+
+
+def test_every_protected_resource_says_what_it_would_lose(plans: dict) -> None:
+    for stack, (out, _result) in plans.items():
+        protected = {
+            r["type"] for r in json.loads((out / "plan.json").read_text())["resources"] if r.get("protect")
+        }
+        assert protected <= set(KEPT), (stack, protected - set(KEPT))
+    dev = json.loads((plans["dev"][0] / "plan.json").read_text())["resources"]
+    assert {r["type"] for r in dev if r.get("protect")} == set(KEPT)
 
 
 def test_removing_a_service_is_refused_for_its_key_pair(plans: dict, tmp_path: Path) -> None:
