@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import pathlib
 import runpy
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ import pulumi
 import pulumi.runtime
 from google.protobuf import json_format
 from pulumi.runtime import mocks, rpc
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime import resource as sdk_resource
+from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -163,6 +166,50 @@ def _resolve_refs(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
+def _stack_trace() -> source_pb2.StackTrace:
+    """What `pulumi.runtime.resource._get_stack_trace` returns, the same frames and positions, without
+    its cost: it extracts the whole stack with every frame's source line read through linecache (a stat
+    per frame) and makes each file's URI anew, for a message whose source lines it never sends. A large
+    fleet registers thousands of resources from deep component stacks; this walks the frames itself."""
+    frames = []
+    frame = sys._getframe(1)  # the SDK's caller, as extract_stack() inside _get_stack_trace starts
+    inits = 0
+    while frame is not None:
+        if inits < 3:
+            inits += frame.f_code.co_name == "__init__"
+        else:  # the frames below the third __init__ (Resource, Custom/Component, the concrete class)
+            frames.append(source_pb2.StackFrame(pc=_source_position(frame.f_code.co_filename, frame.f_lineno)))
+        frame = frame.f_back
+    if inits < 3 or not frames:
+        return source_pb2.StackTrace()
+    return source_pb2.StackTrace(frames=frames)
+
+
+_URIS: dict[str, str | None] = {}
+
+
+def _source_position(filename: str, line: int | None) -> source_pb2.SourcePosition | None:
+    if filename == "" or line is None:
+        return None
+    if filename not in _URIS:
+        try:
+            _URIS[filename] = pathlib.Path(filename).as_uri()
+        except ValueError:  # a relative path has no file URI: the SDK leaves the position out
+            _URIS[filename] = None
+    uri = _URIS[filename]
+    return None if uri is None else source_pb2.SourcePosition(uri=uri, line=line)
+
+
+@contextmanager
+def _fast_stack_traces() -> Iterator[None]:
+    stock = sdk_resource._get_stack_trace
+    sdk_resource._get_stack_trace = _stack_trace
+    try:
+        yield
+    finally:
+        sdk_resource._get_stack_trace = stock
+
+
 async def _serialize_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     struct = await rpc.serialize_properties(outputs, {}, keep_output_values=False)
     return json_format.MessageToDict(struct, preserving_proto_field_name=True)
@@ -211,7 +258,8 @@ def _run_program(
         settings.SETTINGS.outputs.clear()
         sys.path.insert(0, str(program_dir))
         main = str(program_dir / "__main__.py")
-        _sync_await(run_pulumi_func(lambda: _run_main(main)))
+        with _fast_stack_traces():
+            _sync_await(run_pulumi_func(lambda: _run_main(main)))
         root = settings.get_root_resource()
         outputs = _sync_await(_serialize_outputs(dict(getattr(root, "outputs", {}) or {})))
     finally:

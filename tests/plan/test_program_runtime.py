@@ -1,0 +1,45 @@
+"""The program runs under the SDK's machinery as it ships, but for steps the plan does more cheaply: each
+must hand the monitor exactly what the SDK's own step would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pulumi.runtime import resource as sdk_resource
+
+import roadbike.program as program
+from roadbike.program import RecordingMonitor
+from tests.helpers import run_raw, stack_raw
+
+
+def _positions(monkeypatch: pytest.MonkeyPatch, stack: str) -> dict[str, tuple[bytes, bytes]]:
+    """Each resource's source position and stack trace as the monitor received them."""
+    seen: dict[str, tuple[bytes, bytes]] = {}
+
+    class Watching(RecordingMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            seen[response.urn] = (
+                request.sourcePosition.SerializeToString(deterministic=True),
+                request.stackTrace.SerializeToString(deterministic=True),
+            )
+            return response
+
+    monkeypatch.setattr(program, "RecordingMonitor", Watching)
+    run_raw(stack_raw(stack), stack="test")
+    return seen
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_traces_are_the_sdks_own(monkeypatch: pytest.MonkeyPatch, stack: str) -> None:
+    shipped = sdk_resource._get_stack_trace
+    seen = []
+    for stack_trace in (program._stack_trace, shipped):  # one call site: the test's own frames are equal
+        monkeypatch.setattr(program, "_stack_trace", stack_trace)
+        seen.append(_positions(monkeypatch, stack))
+        assert sdk_resource._get_stack_trace is shipped  # put back after the run
+    ours, stock = seen
+    assert ours == stock
+    traced = [trace for _, trace in stock.values() if trace]
+    assert len(traced) > len(stock) // 2, "most resources should carry a stack trace, or this compares nothing"
