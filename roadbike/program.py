@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pulumi
@@ -172,13 +173,16 @@ def _stack_trace() -> source_pb2.StackTrace:
     per frame) and makes each file's URI anew, for a message whose source lines it never sends. A large
     fleet registers thousands of resources from deep component stacks; this walks the frames itself."""
     frames = []
-    frame = sys._getframe(1)  # the SDK's caller, as extract_stack() inside _get_stack_trace starts
+    # From the SDK's caller, as extract_stack() inside _get_stack_trace starts.
+    frame: FrameType | None = sys._getframe(1)
     inits = 0
     while frame is not None:
         if inits < 3:
             inits += frame.f_code.co_name == "__init__"
         else:  # the frames below the third __init__ (Resource, Custom/Component, the concrete class)
-            frames.append(source_pb2.StackFrame(pc=_source_position(frame.f_code.co_filename, frame.f_lineno)))
+            frames.append(
+                source_pb2.StackFrame(pc=_source_position(frame.f_code.co_filename, frame.f_lineno))
+            )
         frame = frame.f_back
     if inits < 3 or not frames:
         return source_pb2.StackTrace()

@@ -35,6 +35,9 @@ TIMEOUT_SECONDS = 60
 ANALYSIS_SUFFIX = ".analysis-template"
 ANALYSIS_GROUP = "analysis-template-"
 ARGUMENT = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
+# The plan's own AnalysisTemplates, read back and written for promtool alone: libyaml's when present.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def promtool() -> str | None:
@@ -84,7 +87,7 @@ def analysis_rule_files(files: dict[str, str]) -> dict[str, str]:
     for path, text in sorted(files.items()):
         if not (path.startswith("k8s/") and "/analysistemplate-" in path and path.endswith(".yaml")):
             continue
-        template = yaml.safe_load(text)
+        template = yaml.load(text, Loader=_Loader)
         service = template["metadata"]["labels"]["app.kubernetes.io/name"]
         values = {
             arg["name"]: str(arg["value"]) for arg in template["spec"].get("args", []) if "value" in arg
@@ -96,7 +99,9 @@ def analysis_rule_files(files: dict[str, str]) -> dict[str, str]:
             }
             for metric in template["spec"]["metrics"]
         ]
-        found[f"prometheus/{service}{ANALYSIS_SUFFIX}.rules.yml"] = yaml.safe_dump({"groups": groups})
+        found[f"prometheus/{service}{ANALYSIS_SUFFIX}.rules.yml"] = yaml.dump(
+            {"groups": groups}, Dumper=_Dumper
+        )
     return found
 
 

@@ -42,4 +42,6 @@ def test_stack_traces_are_the_sdks_own(monkeypatch: pytest.MonkeyPatch, stack: s
     ours, stock = seen
     assert ours == stock
     traced = [trace for _, trace in stock.values() if trace]
-    assert len(traced) > len(stock) // 2, "most resources should carry a stack trace, or this compares nothing"
+    assert len(traced) > len(stock) // 2, (
+        "most resources should carry a stack trace, or this compares nothing"
+    )

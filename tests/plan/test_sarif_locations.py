@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import yaml
+
+from roadbike import locations
 from roadbike.locations import key_lines, repository_uri, violation_line, violation_path
 from tests.helpers import REPO, roadbike
 
@@ -51,3 +55,19 @@ def test_the_insecure_namespace_points_at_pod_security_with_a_repository_uri(tmp
 
 def test_a_file_outside_any_repository_is_named_alone(tmp_path: Path) -> None:
     assert repository_uri(tmp_path / "Pulumi.dev.yaml") == "Pulumi.dev.yaml"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        str(p.relative_to(REPO))
+        for p in [*REPO.glob("stacks/Pulumi.*.yaml"), *REPO.glob("tests/fixtures/*.yaml")]
+    ),
+)
+def test_libyamls_lines_are_pyyamls_own(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (REPO / path).read_text()
+    fast = key_lines(text)
+    monkeypatch.setattr(locations, "_Loader", yaml.SafeLoader)
+    monkeypatch.setattr(locations, "_Dumper", yaml.SafeDumper)
+    assert fast == key_lines(text)
+    assert fast[0], "every stack file has keys under config:"
