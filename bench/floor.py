@@ -6,7 +6,8 @@ recording monitor and writes every resource it registered (type, name, parent, c
 form). `python bench/floor.py run RESOURCES_JSON` is the floor itself, timed as a whole process: it
 imports only `pulumi`, registers each recorded resource in the recorded order under its recorded parent
 (`pulumi.CustomResource`, `pulumi.ProviderResource` or `pulumi.ComponentResource`, secrets as
-`Output.secret`), and waits for every registration, as `pulumi.runtime.mocks` runs a program.
+`Output.secret`), and waits for every registration, as `pulumi.runtime.mocks` runs a program, with the
+interpreter set as the plan sets it (no cyclic garbage collection, a short switch interval).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def run(resources_path: Path) -> int:
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from roadbike.interpreter import batch_interpreter
+
     document = json.loads(resources_path.read_text())
 
     class EchoMocks(mocks.Mocks):
@@ -90,7 +94,8 @@ def run(resources_path: Path) -> int:
                 created = pulumi.ComponentResource(kind, name, None, opts)
             by_urn[resource["urn"]] = created
 
-    _sync_await(run_pulumi_func(program))
+    with batch_interpreter():  # the interpreter as the plan sets it (roadbike/interpreter.py)
+        _sync_await(run_pulumi_func(program))
     return len(document["resources"])
 
 

@@ -18,6 +18,7 @@ from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config,
 from roadbike.artifacts import ArtifactConflict, all_artifacts, resource_artifacts
 from roadbike.base import Base, BaseError, load_base
 from roadbike.diff import ChangeSet, artifact_diffs, change_set
+from roadbike.interpreter import batch_interpreter
 from roadbike.locations import repository_uri
 from roadbike.outdir import OutDirError, OutDirWriteError, PlanDirectory
 from roadbike.program import ProgramRun, RecordedResource, run_program
@@ -138,6 +139,11 @@ def _progress(message: str, err: TextIO) -> None:
 
 
 def run_plan(options: PlanOptions, err: TextIO = sys.stderr) -> PlanResult:
+    with batch_interpreter():
+        return _run_plan(options, err)
+
+
+def _run_plan(options: PlanOptions, err: TextIO) -> PlanResult:
     started = time.perf_counter()
     check_stack_name(options.stack)
     project_dir = options.project_dir

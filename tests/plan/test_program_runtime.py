@@ -3,14 +3,20 @@ must hand the monitor exactly what the SDK's own step would."""
 
 from __future__ import annotations
 
+import gc
+import io
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pulumi.runtime import resource as sdk_resource
 
+import roadbike.plan as plan
 import roadbike.program as program
+from roadbike import interpreter
 from roadbike.program import RecordingMonitor
-from tests.helpers import run_raw, stack_raw
+from tests.helpers import REPO, run_raw, stack_raw
 
 
 def _positions(monkeypatch: pytest.MonkeyPatch, stack: str) -> dict[str, tuple[bytes, bytes]]:
@@ -45,3 +51,32 @@ def test_stack_traces_are_the_sdks_own(monkeypatch: pytest.MonkeyPatch, stack: s
     assert len(traced) > len(stock) // 2, (
         "most resources should carry a stack trace, or this compares nothing"
     )
+
+
+def test_the_plan_runs_without_cyclic_collection_and_puts_the_interpreter_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[tuple[bool, float]] = []
+    real = plan.run_program
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.append((gc.isenabled(), sys.getswitchinterval()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plan, "run_program", watched)
+    interval = sys.getswitchinterval()
+    assert gc.isenabled()
+    options = plan.PlanOptions(stack="dev", project_dir=REPO, out_dir=tmp_path / "out")
+    plan.run_plan(options, err=io.StringIO())
+    assert seen == [(False, interpreter.SWITCH_INTERVAL_SECONDS)]
+    assert gc.isenabled() and sys.getswitchinterval() == interval
+
+
+def test_a_collector_already_off_stays_off() -> None:
+    gc.disable()
+    try:
+        with interpreter.batch_interpreter():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
