@@ -22,7 +22,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from policies.github import PLAINTEXT_SECRETS
+from policies.github import plaintext_secret_kinds
 from policies.resource_types import KUBERNETES_SECRET, REPOSITORY_FILE, SECRET_VALUE_FIELDS
 from policies.util import resource_label
 
@@ -71,13 +71,11 @@ def _is_secret_input(resource_type: str, path: str) -> bool:
 
 def credentials_in_clear(resource_type: str, props: Any) -> list[tuple[str, str]]:
     """(path, what) for each credential found outside the resource's secret inputs."""
-    found = []
+    found: list[tuple[str, str]] = []
     for path, text in strings(props):
-        if _is_secret_input(resource_type, path):
-            continue
-        for kind, pattern in PLAINTEXT_SECRETS:
-            if pattern.search(text):
-                found.append((path, kind))
+        kinds = plaintext_secret_kinds(text)
+        if kinds and not _is_secret_input(resource_type, path):
+            found.extend((path, kind) for kind in kinds)
     return sorted(set(found))
 
 

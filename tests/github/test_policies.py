@@ -13,6 +13,7 @@ from components.github.ci_workflow import CI_WORKFLOW, ci_required_checks
 from components.github.dependabot import DEPENDABOT
 from components.github.files import render_files
 from components.github.release_workflow import release_workflow_path
+from policies.github import PLAINTEXT_SECRETS, plaintext_secret_kinds
 from roadbike.analyzer import PolicyPackProcess
 from roadbike.program import SECRET_SIG, SECRET_SIG_KEY, ProgramRun, RecordedResource
 from tests.helpers import STACKS, analyze_resources, parse, resource, run_raw, stack_raw, violated
@@ -252,6 +253,30 @@ def test_plaintext_secrets_in_files_violate(pack: PolicyPackProcess) -> None:
     assert any("a GitHub token" in m for m in messages)
     assert any("a password in a URL" in m for m in messages)
     assert not any(FAKE_TOKEN in m for m in messages), "the message names the kind, never the value"
+
+
+# One of each alternative of each PLAINTEXT_SECRETS pattern, built at run time like the ones above.
+EVERY_KIND_OF_SECRET = [
+    *("-----BEGIN " + f"{kind}PRIVATE KEY-----" for kind in ("", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED ")),
+    *("gh" + f"{letter}_" + "A1b2C3d4" * 5 for letter in "pousr"),
+    "github" + "_pat_" + "A1b2_C3d4" * 5,
+    *(prefix + "B" * 16 for prefix in ("AK" + "IA", "AS" + "IA")),
+    *("xo" + f"x{letter}-" + "12345-abcde" for letter in "abposr"),
+    "AI" + "za" + "Sy-A1b2C3d4_" * 2 + "A1b2C3d4e5f",
+    *(f"{scheme}://deploy:" + "hunter22@db.internal/" for scheme in ("http", "https", "ftp", "postgres")),
+    *(f"{scheme}://deploy:" + "hunter22@db.internal/" for scheme in ("postgresql", "mysql", "redis", "amqp")),
+    *(f"{scheme}://deploy:" + "hunter22@db.internal/" for scheme in ("amqps", "mongodb", "mongodb+srv")),
+]
+
+
+@pytest.mark.parametrize("secret", EVERY_KIND_OF_SECRET)
+def test_the_secret_hint_rules_out_no_secret(secret: str) -> None:
+    """`plaintext_secret_kinds` searches the patterns only where PLAINTEXT_SECRET_HINT matches: it must
+    find in a text exactly what searching every pattern does."""
+    for text in (secret, f"value: {secret}\n", f"a {secret} b"):
+        everything = [kind for kind, pattern in PLAINTEXT_SECRETS if pattern.search(text)]
+        assert everything, f"{text!r} should be a secret to the patterns"
+        assert plaintext_secret_kinds(text) == everything
 
 
 def test_rendered_files_name_secrets_without_holding_them(pack: PolicyPackProcess) -> None:

@@ -3,15 +3,24 @@ as the SDK as it ships does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pulumi_policy.policy as sdk
 import pytest
-from pulumi_policy import EnforcementLevel
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 from policies import shared_props
 from policies.catalog import PACK_NAME, POLICIES
+from policies.plaintext import strings
 from roadbike.analyzer import _analyze_request, _root_stack_resource, _stack_resource, analyzer_pb2
 from roadbike.program import ProgramRun
 from roadbike.stackfile import load_stack
@@ -27,13 +36,17 @@ def stock_sdk() -> Iterator[None]:
     shared_props.uninstall()
 
 
-def _answers(run: ProgramRun) -> list[bytes]:
+def _answers(
+    run: ProgramRun, policies: list[Policy] = POLICIES, dress: Callable[[Any], Any] = lambda message: message
+) -> list[bytes]:
+    """The serialized answers to an Analyze call per resource and to the AnalyzeStack call; `dress` may
+    add to each request's resource before it is sent."""
     servicer = sdk._PolicyAnalyzerServicer(
-        PACK_NAME, "0.0.1", POLICIES, EnforcementLevel.MANDATORY, None, "", None, None, None, None, None
+        PACK_NAME, "0.0.1", policies, EnforcementLevel.MANDATORY, None, "", None, None, None, None, None
     )
-    answers = [servicer.Analyze(_analyze_request(r), None) for r in run.resources]
+    answers = [servicer.Analyze(dress(_analyze_request(r)), None) for r in run.resources]
     stack = analyzer_pb2.AnalyzeStackRequest(
-        resources=[_stack_resource(r) for r in run.resources] + [_root_stack_resource(run)]
+        resources=[dress(_stack_resource(r)) for r in run.resources] + [_root_stack_resource(run)]
     )
     answers.append(servicer.AnalyzeStack(stack, None))
     return [answer.SerializeToString(deterministic=True) for answer in answers]
@@ -54,6 +67,83 @@ def test_the_pack_answers_as_the_sdk_as_it_ships(stack: str) -> None:
         assert any(stock), f"{stack}: the fixture should violate policies, so the comparison means something"
 
 
+def _options(opts: Any) -> tuple[Any, ...]:
+    timeouts = opts.custom_timeouts
+    return (
+        opts.protect,
+        list(opts.ignore_changes),
+        opts.delete_before_replace,
+        list(opts.aliases),
+        (timeouts.create_seconds, timeouts.update_seconds, timeouts.delete_seconds),
+        list(opts.additional_secret_outputs),
+        opts.parent,
+    )
+
+
+def _provider(provider: Any) -> Any:
+    return provider and (provider.resource_type, provider.urn, provider.name, list(strings(provider.props)))
+
+
+def _seen_resource(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    seen = (args.resource_type, args.urn, args.name, list(strings(args.props)), _options(args.opts))
+    report_violation(repr((*seen, _provider(args.provider))), None)
+
+
+def _seen_stack(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for r in args.resources:
+        links = (
+            r.parent and (r.parent.urn, any(r.parent is other for other in args.resources)),
+            [d.urn for d in r.dependencies],
+            {key: [d.urn for d in deps] for key, deps in r.property_dependencies.items()},
+        )
+        seen = (
+            r.resource_type,
+            r.name,
+            list(strings(r.props)),
+            _options(r.opts),
+            _provider(r.provider),
+            links,
+        )
+        report_violation(repr(seen), r.urn)
+
+
+def _clears_its_list(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    report_violation(f"{len(args.resources)} resources", None)
+    args.resources.clear()
+
+
+SEEING = [
+    ResourceValidationPolicy(name="sees-resource", description="what it sees", validate=_seen_resource),
+    StackValidationPolicy(name="clears-its-list", description="clears", validate=_clears_its_list),
+    StackValidationPolicy(name="sees-stack", description="what it sees", validate=_seen_stack),
+    StackValidationPolicy(name="sees-stack-again", description="what it sees", validate=_seen_stack),
+]
+
+
+def _dressed(message: Any) -> Any:
+    """Every option and a provider set, as the engine may send them."""
+    options = message.options
+    options.protect = options.deleteBeforeReplaceDefined = options.deleteBeforeReplace = True
+    options.ignoreChanges.append("spec")
+    options.aliases.append(message.urn + "-old")
+    options.additionalSecretOutputs.append("status")
+    options.customTimeouts.create, options.customTimeouts.delete = 60.0, 30.0
+    provider = message.provider
+    provider.type, provider.name = "pulumi:providers:kubernetes", "cluster"
+    provider.urn = "urn:pulumi:test::roadbike::pulumi:providers:kubernetes::cluster"
+    provider.properties.update({"namespace": message.name, "version": "4.0.0"})
+    return message
+
+
+@pytest.mark.parametrize("dress", [lambda message: message, _dressed], ids=["as-sent", "dressed"])
+def test_each_policy_sees_what_the_sdk_as_it_ships_shows_it(dress: Callable[[Any], Any]) -> None:
+    run = run_raw(stack_raw("dev"), stack="test")
+    stock = _answers(run, SEEING, dress)
+    assert shared_props.install()
+    assert _answers(run, SEEING, dress) == stock
+    assert any(b"providers:kubernetes::cluster" in answer for answer in stock) == (dress is _dressed)
+
+
 def test_each_resource_is_decoded_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     run = run_raw(stack_raw("dev"), stack="test")
     decoded: list[object] = []
@@ -63,9 +153,8 @@ def test_each_resource_is_decoded_once_per_call(monkeypatch: pytest.MonkeyPatch)
     )
     assert shared_props.install()
     _answers(run)
-    # One decoding per Analyze call; in the AnalyzeStack call one per distinct set of properties among the
-    # resources' outputs and the stack's own (the platform component's outputs are the stack's): not one
-    # per policy and resource.
+    # One decoding per Analyze call and, in the AnalyzeStack call, one per resource sent (outputs equal to
+    # another's, like the stack's and the platform component's, are decoded for themselves: the memo goes
+    # by the message object, not its bytes): not one per policy and resource.
     sent = [_stack_resource(r) for r in run.resources] + [_root_stack_resource(run)]
-    stack_call = {resource.properties.SerializeToString(deterministic=True) for resource in sent}
-    assert len(decoded) == len(run.resources) + len(stack_call)
+    assert len(decoded) == len(run.resources) + len(sent)
