@@ -1,5 +1,6 @@
 """Entry point the Pulumi engine runs for `--policy-pack policies`: builds the pack and serves it."""
 
+import gc
 import sys
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from policies.recorder import install as install_recorder
 if __name__ == "__main__":
     install_recorder()
     shared_props.install()
+    # A pack process serves one preview and ends with it. Cyclic garbage collection made a third of its
+    # time for a large stack (AnalyzeStack builds a policy view of every resource): reference counting
+    # frees what a call leaves, and the import-time objects are never scanned again.
+    gc.freeze()
+    gc.disable()
     PolicyPack(
         name=PACK_NAME,
         policies=POLICIES,
