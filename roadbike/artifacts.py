@@ -94,9 +94,12 @@ def resource_artifacts(run: ProgramRun) -> dict[str, str]:
     return files
 
 
-def all_artifacts(run: ProgramRun, config: StackConfig) -> dict[str, str]:
+def all_artifacts(
+    run: ProgramRun, config: StackConfig, config_files: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The resources' artifacts and the config's (`config_files`, when already rendered from `config`)."""
     files = resource_artifacts(run)
-    for path, text in render_artifacts(config).items():
+    for path, text in (render_artifacts(config) if config_files is None else config_files).items():
         if path in files:
             raise ArtifactConflict(path, "a resource", f"the {path} renderer")
         files[path] = text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from components.artifacts import render_artifacts
 from components.config import PROJECT
 from roadbike import console
 from roadbike.analyzer import AnalysisSession, PolicyResult, load_policy_config, pack_processes, running_packs
@@ -33,7 +35,8 @@ from roadbike.report import (
     sarif_document,
     summary_markdown,
 )
-from roadbike.rulecheck import check_rule_files
+from roadbike.rulecheck import RuleCheck, analysis_rule_files, rule_files_of
+from roadbike.rulecheck import results as rule_results
 from roadbike.stackfile import SECRET_STAND_IN, load_stack, stack_file_path
 
 # A Pulumi stack name, and a file name part: no '/', no '..', no leading '.' or '-'.
@@ -188,7 +191,10 @@ def _plan_into(
     out_dir = directory.out_dir
     pack_dir = (options.policy_pack_dir or project_dir / "policies").resolve()
 
-    with running_packs(pack_dir, PROJECT, options.stack, pack_processes()) as packs:
+    with (
+        contextlib.ExitStack() as stack,
+        running_packs(pack_dir, PROJECT, options.stack, pack_processes()) as packs,
+    ):
         source = str(options.policy_pack_config or "--policy-pack-config")
         session = AnalysisSession(
             packs,
@@ -199,6 +205,10 @@ def _plan_into(
             stack_file.pulumi_config(),
             stack_file.secret_keys,
         )
+        # The config's own artifacts need no resource: rendered now, their rules checked by promtool on
+        # another core while the program runs.
+        config_files = render_artifacts(config)
+        rules_check = stack.enter_context(RuleCheck(rule_files_of(config_files)))
         _progress(f"Running the program for stack {options.stack} under the mock monitor...", err)
         program_started = time.perf_counter()
         run = run_program(
@@ -220,9 +230,10 @@ def _plan_into(
         def render() -> None:  # needs no policy result: runs while the pack finishes the analysis
             try:
                 rendered["run"], rendered["secrets"] = redact_program_run(recorded)
-                rendered["artifacts"] = all_artifacts(rendered["run"], config)
-                # ConfigError (exit 2) when a rule is invalid
-                rendered["rule_warning"] = check_rule_files(config, rendered["artifacts"], display)
+                rendered["artifacts"] = all_artifacts(rendered["run"], config, config_files)
+                with RuleCheck(analysis_rule_files(rendered["artifacts"])) as analysis_check:
+                    # ConfigError (exit 2) when a rule is invalid
+                    rendered["rule_warning"] = rule_results([rules_check, analysis_check], config, display)
             except Exception as exc:  # raised after the analysis, as when it ran after it
                 rendered["error"] = exc
 

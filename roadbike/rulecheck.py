@@ -15,6 +15,7 @@ Without promtool the plan still runs and says on stderr that the rules were not 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 
 from components.config import ConfigError, StackConfig, key_path
+from roadbike import interrupt
 
 PROBLEM = re.compile(
     r'^(?P<file>[^:\s]+\.rules\.yml): (?:\d+:\d+: )?group "(?P<group>[^"]*)", rule \d+, "(?P<rule>[^"]*)": '
@@ -44,41 +46,104 @@ def promtool() -> str | None:
     return os.environ.get("ROADBIKE_PROMTOOL") or shutil.which("promtool")
 
 
-def check_rule_files(config: StackConfig, files: dict[str, str], source: str) -> str | None:
-    """Raise ConfigError naming the keys behind rules promtool refuses; the warning to print, if any."""
-    rule_files = {path: text for path, text in files.items() if path.endswith(".rules.yml")}
-    rule_files |= analysis_rule_files(files)
-    if not rule_files:
-        return None
-    tool = promtool()
-    if tool is None:
-        return (
-            "promtool not found: the generated Prometheus rules were not checked (apt-get install prometheus)"
-        )
-    with tempfile.TemporaryDirectory(prefix="roadbike-rules-") as directory:
+class RuleCheck:
+    """One `promtool check rules` over a set of rule files, started at once and answered by `result()`:
+    the plan starts it over the rules rendered from the config before the program runs, so promtool works
+    on another core meanwhile. On interrupt promtool is stopped and its files removed."""
+
+    def __init__(self, rule_files: dict[str, str]) -> None:
+        self.warning: str | None = None
+        self.process: subprocess.Popen[str] | None = None
+        self.directory: str | None = None
+        self._interrupt_key: int | None = None
+        if not rule_files:
+            return
+        tool = promtool()
+        if tool is None:
+            self.warning = "promtool not found: the generated Prometheus rules were not checked (apt-get install prometheus)"
+            return
+        with interrupt.critical():
+            self.directory = tempfile.mkdtemp(prefix="roadbike-rules-")
+            self._interrupt_key = interrupt.on_interrupt(self._stop)
         paths = []
         for path, text in sorted(rule_files.items()):
-            target = Path(directory) / Path(path).name
+            target = Path(self.directory) / Path(path).name
             target.write_text(text, encoding="utf-8")
             paths.append(target.name)
         try:
-            result = subprocess.run(
-                [tool, "check", "rules", "--lint=none", *paths],
-                cwd=directory,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT_SECONDS,
-                stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            with interrupt.critical():
+                self.process = subprocess.Popen(
+                    [tool, "check", "rules", "--lint=none", *paths],
+                    cwd=self.directory,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                )
+        except OSError as exc:
+            self.warning = f"promtool could not check the generated rules: {exc}"
+            self._stop()
+
+    def __enter__(self) -> RuleCheck:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop()
+
+    def result(self, config: StackConfig, source: str) -> str | None:
+        """Raise ConfigError naming the keys behind rules promtool refuses; the warning to print, if any."""
+        if self.process is None:
+            return self.warning
+        try:
+            output, _ = self.process.communicate(timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired as exc:
             return f"promtool could not check the generated rules: {exc}"
-    if result.returncode == 0:
-        return None
-    problems = _problems(config, result.stdout + result.stderr, source)
-    if not problems:  # refused, but not in a shape we can pin on a key
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-        problems = [f"{source}: roadbike:services: the generated Prometheus rules are invalid:\n{tail}"]
-    raise ConfigError(problems)
+        finally:
+            self._stop()
+        if self.process.returncode == 0:
+            return None
+        problems = _problems(config, output, source)
+        if not problems:  # refused, but not in a shape we can pin on a key
+            tail = "\n".join(output.strip().splitlines()[-5:])
+            problems = [f"{source}: roadbike:services: the generated Prometheus rules are invalid:\n{tail}"]
+        raise ConfigError(problems)
+
+    def _stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+        if self._interrupt_key is not None:
+            interrupt.forget(self._interrupt_key)
+            self._interrupt_key = None
+
+
+def rule_files_of(files: dict[str, str]) -> dict[str, str]:
+    return {path: text for path, text in files.items() if path.endswith(".rules.yml")}
+
+
+def check_rule_files(config: StackConfig, files: dict[str, str], source: str) -> str | None:
+    """Raise ConfigError naming the keys behind rules promtool refuses; the warning to print, if any."""
+    with RuleCheck(rule_files_of(files) | analysis_rule_files(files)) as check:
+        return check.result(config, source)
+
+
+def results(checks: list[RuleCheck], config: StackConfig, source: str) -> str | None:
+    """Every check's answer: one ConfigError with all their problems, else the first warning."""
+    problems: list[str] = []
+    warnings = []
+    for check in checks:
+        try:
+            warnings.append(check.result(config, source))
+        except ConfigError as error:
+            problems.extend(problem for problem in error.problems if problem not in problems)
+    if problems:
+        raise ConfigError(problems)
+    return next((warning for warning in warnings if warning), None)
 
 
 def analysis_rule_files(files: dict[str, str]) -> dict[str, str]:

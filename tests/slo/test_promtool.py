@@ -23,7 +23,8 @@ from components.slo.files import slo_artifacts
 from components.slo.promtool_tests import synthetic_sli
 from components.slo.rules import sli_queries
 from components.slo.selectors import Selector, parse_selector
-from roadbike.rulecheck import analysis_rule_files, check_rule_files
+from roadbike.rulecheck import RuleCheck, analysis_rule_files, check_rule_files
+from roadbike.rulecheck import results as rule_results
 from tests.helpers import STACKS, parse, require_tool, stack_raw
 
 PROMTOOL_TIMEOUT = 300
@@ -319,3 +320,27 @@ def test_analysis_template_queries_are_checked_by_promtool_with_their_arguments_
         "stacks/Pulumi.dev.yaml: roadbike:services[1].slos[0].sli: makes the query of metric 'availability' "
         "of the AnalysisTemplate orders-api-sli-gate invalid (promtool: "
     ), problem
+
+
+def test_two_checks_at_once_answer_together_and_leave_nothing_behind() -> None:
+    """The plan checks the config's rules while the program runs and the AnalysisTemplates' after it: a
+    problem in each is reported together, and promtool and its files are gone once a check is closed,
+    read or not."""
+    require_tool("promtool")
+    config = parse(stack_raw("dev"))
+    broken = _analysis_files(config, 1, lambda query: query.replace("[5m]", "[5m", 1))
+    rules = {path: text for path, text in broken.items() if path.endswith(".rules.yml")}
+    [(first, text)] = list(rules.items())[:1]
+    rules[first] = text.replace("expr: ", "expr: sum(", 1)
+    with RuleCheck(rules) as early, RuleCheck(analysis_rule_files(broken)) as late:
+        assert early.process is not None and late.process is not None and early.directory is not None
+        directories = [Path(early.directory), Path(late.directory or "")]
+        with pytest.raises(ConfigError) as refused:
+            rule_results([early, late], config, "stacks/Pulumi.dev.yaml")
+    assert len(refused.value.problems) == 2, refused.value.problems
+    assert "makes the generated rule" in refused.value.problems[0]
+    assert "of the AnalysisTemplate orders-api-sli-gate" in refused.value.problems[1]
+    assert not any(directory.exists() for directory in directories)
+    with RuleCheck(rules) as unread:
+        process, directory = unread.process, Path(unread.directory or "")
+    assert process is not None and process.poll() is not None and not directory.exists()
