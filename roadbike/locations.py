@@ -14,12 +14,10 @@ from typing import Any
 import yaml
 
 from components.config import PROJECT
+from components.yaml_text import FAST_DUMPER, FAST_LOADER
 
 Path_ = tuple[str | int, ...]
-# libyaml's parser and emitter when PyYAML has them: the same nodes and marks, a large fleet's file
-# in a fraction of the time.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_Loader, _Dumper = FAST_LOADER, FAST_DUMPER  # libyaml's: the same nodes and marks, much faster
 SERVICES = f"{PROJECT}:services"
 # Per policy, the key of a service (then of its list item) that decides it.
 SERVICE_KEYS: dict[str, tuple[str, ...]] = {

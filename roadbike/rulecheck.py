@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from components.config import ConfigError, StackConfig, key_path
+from components.yaml_text import FAST_DUMPER, FAST_LOADER
 from roadbike import interrupt
 
 PROBLEM = re.compile(
@@ -37,9 +38,7 @@ TIMEOUT_SECONDS = 60
 ANALYSIS_SUFFIX = ".analysis-template"
 ANALYSIS_GROUP = "analysis-template-"
 ARGUMENT = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
-# The plan's own AnalysisTemplates, read back and written for promtool alone: libyaml's when present.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_Loader, _Dumper = FAST_LOADER, FAST_DUMPER  # libyaml's: the same nodes and marks, much faster
 
 
 def promtool() -> str | None:
