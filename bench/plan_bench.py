@@ -6,7 +6,7 @@ For each fleet (1, 10, 100 and 300 services by default) it measures, each in a f
   written), from the first line of its process to the last, with the peak memory of that process and of
   its pack processes (VmHWM, read just before the packs are stopped);
 - the floor: the same resources with the same inputs registered by a minimal program under the bare mock
-  monitor (bench/floor.py), timed the same way: what the SDK itself costs;
+  monitor (bench/floor.py), timed the same way, with its peak memory: what the SDK itself costs;
 - for the preview fleets (10 and 100 by default), the real `pulumi preview --policy-pack policies` of the
   fleet with the engine built for the tests (offline: file backend, passphrase, plugin downloads off;
   `roadbike:github.enabled: false`, since no pulumi-github provider is built), and the plan of that very
@@ -130,6 +130,7 @@ def measure_fleet(services: int, work: Path) -> dict[str, Any]:
     figures = {"services": services, **_child([__file__, "--plan", str(stack_path), str(resources)])}
     floor = _child([str(REPO / "bench" / "floor.py"), "run", str(resources)])
     figures["floor_seconds"] = floor["seconds"]
+    figures["floor_mib"] = floor["peak_mib"]
     figures["plan_to_floor"] = round(figures["plan_seconds"] / floor["seconds"], 2)
     return figures
 
@@ -201,11 +202,17 @@ def verdicts(fleets: dict[int, dict[str, Any]], previews: dict[int, dict[str, An
         found.append(
             Verdict(
                 f"300 services: peak memory of {what} under {TARGET_MIB_300:g} MiB",
-                f"{big[key]:.0f} MiB" if big else "300 services not measured",
+                _memory_figure(big, key) if big else "300 services not measured",
                 big[key] < TARGET_MIB_300 if big else None,
             )
         )
     return found
+
+
+def _memory_figure(line: dict[str, Any], key: str) -> str:
+    """The peak, and for the plan the floor's (the SDK alone holding the same resources) beside it."""
+    floor = f" (floor: {line['floor_mib']:.0f} MiB)" if key == "plan_mib" and "floor_mib" in line else ""
+    return f"{line[key]:.0f} MiB{floor}"
 
 
 def _sizes(text: str) -> tuple[int, ...]:

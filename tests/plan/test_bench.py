@@ -64,3 +64,10 @@ def test_a_fleet_not_measured_fails_nothing() -> None:
     found = verdicts({1: _fleet(1, 3.0, 1.0)}, {})
     assert {v.met for v in found} == {None}  # a 1-service fleet checks no target
     assert exit_code(found) == 0
+
+
+def test_the_plans_memory_is_shown_beside_its_floors() -> None:
+    fleets = {300: {**_fleet(300, 40.0, 33.0, plan_mib=835), "floor_mib": 661.0}}
+    lines = {v.target: v.line() for v in verdicts(fleets, {})}
+    assert lines["300 services: peak memory of the plan under 500 MiB"].endswith("835 MiB (floor: 661 MiB)")
+    assert lines["300 services: peak memory of all pack processes under 500 MiB"].endswith(": 200 MiB")
