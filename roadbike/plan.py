@@ -35,8 +35,7 @@ from roadbike.report import (
     sarif_document,
     summary_markdown,
 )
-from roadbike.rulecheck import RuleCheck, analysis_rule_files, rule_files_of
-from roadbike.rulecheck import results as rule_results
+from roadbike.rulecheck import RuleCheck, analysis_rule_files, rule_files_of, rule_results
 from roadbike.stackfile import SECRET_STAND_IN, load_stack, stack_file_path
 
 # A Pulumi stack name, and a file name part: no '/', no '..', no leading '.' or '-'.

@@ -38,7 +38,6 @@ TIMEOUT_SECONDS = 60
 ANALYSIS_SUFFIX = ".analysis-template"
 ANALYSIS_GROUP = "analysis-template-"
 ARGUMENT = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
-_Loader, _Dumper = FAST_LOADER, FAST_DUMPER  # libyaml's: the same nodes and marks, much faster
 
 
 def promtool() -> str | None:
@@ -64,11 +63,11 @@ class RuleCheck:
         with interrupt.critical():
             self.directory = tempfile.mkdtemp(prefix="roadbike-rules-")
             self._interrupt_key = interrupt.on_interrupt(self._stop)
-        paths = []
-        for path, text in sorted(rule_files.items()):
-            target = Path(self.directory) / Path(path).name
-            target.write_text(text, encoding="utf-8")
-            paths.append(target.name)
+        try:
+            paths = self._write(rule_files)
+        except BaseException:  # a write that fails leaves nothing behind, then is raised as before
+            self._stop()
+            raise
         try:
             with interrupt.critical():
                 self.process = subprocess.Popen(
@@ -82,6 +81,15 @@ class RuleCheck:
         except OSError as exc:
             self.warning = f"promtool could not check the generated rules: {exc}"
             self._stop()
+
+    def _write(self, rule_files: dict[str, str]) -> list[str]:
+        assert self.directory is not None
+        paths = []
+        for path, text in sorted(rule_files.items()):
+            target = Path(self.directory) / Path(path).name
+            target.write_text(text, encoding="utf-8")
+            paths.append(target.name)
+        return paths
 
     def __enter__(self) -> RuleCheck:
         return self
@@ -131,7 +139,7 @@ def check_rule_files(config: StackConfig, files: dict[str, str], source: str) ->
         return check.result(config, source)
 
 
-def results(checks: list[RuleCheck], config: StackConfig, source: str) -> str | None:
+def rule_results(checks: list[RuleCheck], config: StackConfig, source: str) -> str | None:
     """Every check's answer: one ConfigError with all their problems, else the first warning."""
     problems: list[str] = []
     warnings = []
@@ -151,7 +159,7 @@ def analysis_rule_files(files: dict[str, str]) -> dict[str, str]:
     for path, text in sorted(files.items()):
         if not (path.startswith("k8s/") and "/analysistemplate-" in path and path.endswith(".yaml")):
             continue
-        template = yaml.load(text, Loader=_Loader)
+        template = yaml.load(text, Loader=FAST_LOADER)
         service = template["metadata"]["labels"]["app.kubernetes.io/name"]
         values = {
             arg["name"]: str(arg["value"]) for arg in template["spec"].get("args", []) if "value" in arg
@@ -164,7 +172,7 @@ def analysis_rule_files(files: dict[str, str]) -> dict[str, str]:
             for metric in template["spec"]["metrics"]
         ]
         found[f"prometheus/{service}{ANALYSIS_SUFFIX}.rules.yml"] = yaml.dump(
-            {"groups": groups}, Dumper=_Dumper
+            {"groups": groups}, Dumper=FAST_DUMPER
         )
     return found
 

@@ -23,8 +23,8 @@ from components.slo.files import slo_artifacts
 from components.slo.promtool_tests import synthetic_sli
 from components.slo.rules import sli_queries
 from components.slo.selectors import Selector, parse_selector
-from roadbike.rulecheck import RuleCheck, analysis_rule_files, check_rule_files
-from roadbike.rulecheck import results as rule_results
+from roadbike import rulecheck
+from roadbike.rulecheck import RuleCheck, analysis_rule_files, check_rule_files, rule_results
 from tests.helpers import STACKS, parse, require_tool, stack_raw
 
 PROMTOOL_TIMEOUT = 300
@@ -344,3 +344,20 @@ def test_two_checks_at_once_answer_together_and_leave_nothing_behind() -> None:
     with RuleCheck(rules) as unread:
         process, directory = unread.process, Path(unread.directory or "")
     assert process is not None and process.poll() is not None and not directory.exists()
+
+
+def test_a_rule_file_that_cannot_be_written_leaves_no_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_tool("promtool")
+    made: list[str] = []
+    real_mkdtemp = rulecheck.tempfile.mkdtemp
+    monkeypatch.setattr(
+        rulecheck.tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1]
+    )
+
+    def full_disk(self: Path, *args: Any, **kwargs: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        RuleCheck({"prometheus/a.rules.yml": "groups: []\n"})
+    assert len(made) == 1 and not Path(made[0]).exists()
