@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import io
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,39 @@ def test_the_plan_runs_without_cyclic_collection_and_puts_the_interpreter_back(
     plan.run_plan(options, err=io.StringIO())
     assert seen == [(False, interpreter.SWITCH_INTERVAL_SECONDS)]
     assert gc.isenabled() and sys.getswitchinterval() == interval
+
+
+def test_what_the_block_allocated_is_not_left_to_one_young_collection() -> None:
+    young_at_collections: list[int] = []
+
+    def count_young(phase: str, info: dict[str, int]) -> None:  # what a young collection scans
+        if phase == "start" and info["generation"] < 2:
+            young_at_collections.append(
+                sum(len(gc.get_objects(generation=g)) for g in range(info["generation"] + 1))
+            )
+
+    kept: list[list[int]] = []
+    gc.callbacks.append(count_young)
+    try:
+        with interpreter.batch_interpreter():
+            kept.extend([index] for index in range(200_000))
+            cycle: list[Any] = []
+            cycle.append(cycle)
+            marker = weakref.ref(_Node(cycle))
+        kept.extend([index] for index in range(10_000))  # the collector's next young collections
+    finally:
+        gc.callbacks.remove(count_young)
+    assert young_at_collections and max(young_at_collections) < 20_000, young_at_collections[:3]
+    assert gc.get_freeze_count() == 0
+    del cycle
+    gc.collect()
+    assert marker() is None  # still collectable
+
+
+class _Node:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.itself = self
 
 
 def test_a_collector_already_off_stays_off() -> None:
