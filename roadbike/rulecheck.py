@@ -133,12 +133,6 @@ def rule_files_of(files: dict[str, str]) -> dict[str, str]:
     return {path: text for path, text in files.items() if path.endswith(".rules.yml")}
 
 
-def check_rule_files(config: StackConfig, files: dict[str, str], source: str) -> str | None:
-    """Raise ConfigError naming the keys behind rules promtool refuses; the warning to print, if any."""
-    with RuleCheck(rule_files_of(files) | analysis_rule_files(files)) as check:
-        return check.result(config, source)
-
-
 def rule_results(checks: list[RuleCheck], config: StackConfig, source: str) -> str | None:
     """Every check's answer: one ConfigError with all their problems, else the first warning."""
     problems: list[str] = []

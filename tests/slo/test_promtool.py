@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, Slo
+from components.config import ConfigError, Slo, StackConfig
 from components.naming import service_names
 from components.slo.analysis import analysis_template
 from components.slo.files import slo_artifacts
@@ -24,7 +24,7 @@ from components.slo.promtool_tests import synthetic_sli
 from components.slo.rules import sli_queries
 from components.slo.selectors import Selector, parse_selector
 from roadbike import rulecheck
-from roadbike.rulecheck import RuleCheck, analysis_rule_files, check_rule_files, rule_results
+from roadbike.rulecheck import RuleCheck, analysis_rule_files, rule_files_of, rule_results
 from tests.helpers import STACKS, parse, require_tool, stack_raw
 
 PROMTOOL_TIMEOUT = 300
@@ -302,6 +302,12 @@ def _analysis_files(config: Any, index: int, query_edit: Callable[[str], str]) -
     name = template["metadata"]["name"]
     path = f"k8s/{template['metadata']['namespace']}/analysistemplate-{name}.yaml"
     return {**slo_artifacts(config), path: yaml.safe_dump(template)}
+
+
+def check_rule_files(config: StackConfig, files: dict[str, str], source: str) -> str | None:
+    """Every rule file among `files` and those of their AnalysisTemplates in one promtool check."""
+    with RuleCheck(rule_files_of(files) | analysis_rule_files(files)) as check:
+        return check.result(config, source)
 
 
 def test_analysis_template_queries_are_checked_by_promtool_with_their_arguments_substituted() -> None:
