@@ -100,6 +100,17 @@ def test_what_the_block_allocated_is_not_left_to_one_young_collection() -> None:
     assert marker() is None  # still collectable
 
 
+def test_objects_frozen_before_the_block_stay_frozen() -> None:
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        with interpreter.batch_interpreter():
+            pass
+        assert frozen > 0 and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 class _Node:
     def __init__(self, value: Any) -> None:
         self.value = value
