@@ -233,12 +233,12 @@ check_modver() {
 	local name=$1 wdir=$2 pkg=$3 modver=$4 mod want got
 	if [[ $modver == *@* ]]; then
 		mod=${modver%@*} want=${modver#*@}
-		got=$(cd "$wdir" && go list -mod=readonly -m -f '{{.Version}}' "$mod" 2>&1) || {
-			echo "$got" >&2; fail "$name" "go list -m $mod" ""; }
+		got=$(cd "$wdir" && go list -mod=readonly -m -f '{{.Version}}' "$mod") ||
+			fail "$name" "go list -m $mod" ""
 	else
 		want=$modver
-		got=$(cd "$wdir" && go list -mod=readonly -e -f '{{.Module.Version}}' "$pkg" 2>&1) || {
-			echo "$got" >&2; fail "$name" "go list $pkg" ""; }
+		got=$(cd "$wdir" && go list -mod=readonly -e -f '{{.Module.Version}}' "$pkg") ||
+			fail "$name" "go list $pkg" ""
 	fi
 	[[ $got == "$want" ]] || fail "$name" \
 		"version check: tools/go-tools.txt pins $want but tools/${wdir#"$here"/}/go.mod has $got" ""
