@@ -144,7 +144,10 @@ mkdir -p "$cache" "$bindir"
 # One build at a time per cache (a developer and CI, two make targets, ...).
 if command -v flock >/dev/null; then
 	exec 9>"$cache/.lock"
-	flock 9
+	if ! flock -n 9; then
+		echo "build-go-tools: another build holds $cache/.lock; waiting for it to end..." >&2
+		flock 9
+	fi
 fi
 
 goversion=$(go env GOVERSION)

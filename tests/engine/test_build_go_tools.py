@@ -3,7 +3,9 @@ downloads on stderr, and that must not be read as the version a wrapper module b
 
 from __future__ import annotations
 
+import fcntl
 import os
+import select
 import stat
 import subprocess
 from pathlib import Path
@@ -30,18 +32,23 @@ def _pinned(name: str) -> str:
     return "v" + versions[name]
 
 
-def test_download_notes_on_stderr_are_not_taken_for_the_version(tmp_path: Path) -> None:
+def _fake_go(tmp_path: Path) -> dict[str, str]:
+    """The environment of a build whose `go` is FAKE_GO and whose tool cache is under tmp_path."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "go"
     fake.write_text(FAKE_GO)
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    env = {
+    return {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "ROADBIKE_TOOLS_CACHE": str(tmp_path / "cache"),
         "PINNED": _pinned("pulumi"),
     }
+
+
+def test_download_notes_on_stderr_are_not_taken_for_the_version(tmp_path: Path) -> None:
+    env = _fake_go(tmp_path)
     built = subprocess.run(
         [str(SCRIPT), "pulumi"], capture_output=True, text=True, env=env, timeout=60, check=False
     )
@@ -49,3 +56,27 @@ def test_download_notes_on_stderr_are_not_taken_for_the_version(tmp_path: Path) 
     assert "version check" not in built.stderr, built.stderr
     assert "FAILED: pulumi: go build" in built.stderr, built.stderr
     assert "no build in this test" in built.stderr  # the build step's log, shown as it failed
+
+
+def test_a_build_waiting_for_the_cache_lock_says_so(tmp_path: Path) -> None:
+    env = _fake_go(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another build of the same cache
+        waiting = subprocess.Popen(
+            [str(SCRIPT), "pulumi"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+        )
+        first = ""
+        try:
+            assert waiting.stderr is not None
+            ready, _, _ = select.select([waiting.stderr], [], [], 30)
+            first = waiting.stderr.readline() if ready else ""
+            assert "another build holds" in first and ".lock" in first, first
+            assert waiting.poll() is None  # still waiting while the lock is held
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if waiting.poll() is None and not first:
+                waiting.kill()
+        _, rest = waiting.communicate(timeout=60)
+    assert waiting.returncode == 1 and "FAILED: pulumi: go build" in rest, rest
